@@ -1,0 +1,10 @@
+export type { Db, Queryable, QueryResult, Tx, Unlisten } from './types.ts';
+export { openDb } from './open.ts';
+export type { OpenDbOptions } from './open.ts';
+export { openPglite } from './pglite.ts';
+export { openPostgres } from './postgres.ts';
+export type { PostgresOptions } from './postgres.ts';
+export { asUser, asService, setClaims, resetRole, dbRoles } from './roles.ts';
+export type { Claims, DbRole } from './roles.ts';
+export { migrate, loadMigrations, coreMigrationsDir } from './migrate.ts';
+export type { Migration } from './migrate.ts';

@@ -1,0 +1,114 @@
+import pg from 'pg';
+import type { Db, Queryable, QueryResult, Tx } from './types.ts';
+
+export interface PostgresOptions {
+  connectionString: string;
+  /** Pool size. @default 20 */
+  max?: number;
+  /** Called when the listener connection fails; it reconnects by itself. */
+  onListenerError?: (err: Error) => void;
+}
+
+// int8 and numeric come back as strings by default; counts and ids we read are well inside 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+/** A PostgreSQL server through a node-postgres pool, plus one dedicated LISTEN connection. */
+export async function openPostgres(options: PostgresOptions): Promise<Db> {
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 20 });
+  // An idle client that errors (server restart) must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  await pool.query('select 1');
+
+  const listeners = new Map<string, Set<{ onPayload: (p: string) => void; onReconnect?: () => void }>>();
+  let listener: pg.Client | null = null;
+  let connecting: Promise<pg.Client> | null = null;
+  let closed = false;
+
+  const connectListener = (): Promise<pg.Client> => {
+    connecting ??= (async () => {
+      const client = new pg.Client({ connectionString: options.connectionString });
+      client.on('notification', (msg) => {
+        for (const l of listeners.get(msg.channel) ?? []) l.onPayload(msg.payload ?? '');
+      });
+      client.on('error', (err) => {
+        options.onListenerError?.(err);
+        if (listener === client) listener = null;
+        connecting = null;
+        client.end().catch(() => {});
+        if (!closed && listeners.size > 0) scheduleReconnect(250);
+      });
+      await client.connect();
+      for (const channel of listeners.keys()) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+      listener = client;
+      return client;
+    })();
+    connecting.catch(() => {
+      connecting = null;
+    });
+    return connecting;
+  };
+
+  const scheduleReconnect = (delay: number) => {
+    const timer = setTimeout(() => {
+      if (closed) return;
+      connectListener().then(
+        () => {
+          for (const set of listeners.values()) for (const l of set) l.onReconnect?.();
+        },
+        () => scheduleReconnect(Math.min(delay * 2, 5000)),
+      );
+    }, delay);
+    timer.unref();
+  };
+
+  const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<R extends object>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+      const res = await q.query(text, params as unknown[] | undefined);
+      return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+    },
+  });
+
+  return {
+    kind: 'postgres',
+    query: wrap(pool).query,
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        const tx: Tx = { ...wrap(client), exec: async (sql) => void (await client.query(sql)) };
+        const result = await fn(tx);
+        await client.query('commit');
+        return result;
+      } catch (err) {
+        await client.query('rollback').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async exec(sql) {
+      await pool.query(sql);
+    },
+    async listen(channel, onPayload, onReconnect) {
+      const entry = { onPayload, onReconnect };
+      let set = listeners.get(channel);
+      const first = !set;
+      if (!set) listeners.set(channel, (set = new Set()));
+      set.add(entry);
+      const client = listener ?? (await connectListener());
+      if (first) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+      return async () => {
+        set.delete(entry);
+        if (set.size === 0) {
+          listeners.delete(channel);
+          await listener?.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => {});
+        }
+      };
+    },
+    async close() {
+      closed = true;
+      await listener?.end().catch(() => {});
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openPglite } from './pglite.ts';
+import { openPostgres } from './postgres.ts';
+import type { Db } from './types.ts';
+
+/** Which backend this test run uses: `postgres` when HALLPASS_TEST_BACKEND says so. */
+export function testBackend(): 'pglite' | 'postgres' {
+  return process.env.HALLPASS_TEST_BACKEND === 'postgres' ? 'postgres' : 'pglite';
+}
+
+export interface TestDatabase {
+  db: Db;
+  /** Set on the postgres backend: the URL of this test's own database. */
+  url?: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh, empty database for one test file: an in-memory PGlite, or a new database on the server
+ * at TEST_DATABASE_URL, dropped afterwards. Tests never share data.
+ */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  if (testBackend() === 'pglite') {
+    const db = await openPglite();
+    return { db, drop: () => db.close() };
+  }
+  const adminUrl = process.env.TEST_DATABASE_URL;
+  if (!adminUrl) throw new Error('HALLPASS_TEST_BACKEND=postgres needs TEST_DATABASE_URL');
+  const name = `hallpass_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const db = await openPostgres({ connectionString: url.toString(), max: 10 });
+  return {
+    db,
+    url: url.toString(),
+    async drop() {
+      await db.close();
+      const a = new pg.Client({ connectionString: adminUrl });
+      await a.connect();
+      await a.query(`drop database if exists ${name} with (force)`);
+      await a.end();
+    },
+  };
+}

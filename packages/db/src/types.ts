@@ -1,0 +1,34 @@
+/** What every connection, pool or transaction can do: run one parameterised statement. */
+export interface Queryable {
+  query<R extends object = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+}
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** An open transaction: statements, and scripts of several statements without parameters. */
+export interface Tx extends Queryable {
+  exec(sql: string): Promise<void>;
+}
+
+export type Unlisten = () => Promise<void>;
+
+/**
+ * One interface over PGlite (embedded, in-process) and node-postgres (a server). Feature code only
+ * sees this, so the same SQL, migrations and tests run on both.
+ */
+export interface Db extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `fn` inside BEGIN/COMMIT; rolls back on throw. */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+  /**
+   * LISTENs on `channel`. `onReconnect` runs after a lost listener connection is back, so callers
+   * can re-read what they might have missed (notifications are not queued across a reconnect).
+   */
+  listen(channel: string, onPayload: (payload: string) => void, onReconnect?: () => void): Promise<Unlisten>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,11 @@
+export { errorCodes, isErrorCode } from './errors.ts';
+export type { ErrorCode, ErrorBody } from './errors.ts';
+export { passwordlessTypes } from './wire.ts';
+export type {
+  PasswordlessType,
+  SendResponse,
+  User,
+  VerifyResponse,
+  SessionInfo,
+  SessionResponse,
+} from './wire.ts';

@@ -1,0 +1,44 @@
+/** Wire types of the Hallpass HTTP API, shared by server and clients. */
+
+export const passwordlessTypes = ['OTP', 'LINK', 'LINK_OTP'] as const;
+export type PasswordlessType = (typeof passwordlessTypes)[number];
+
+export interface SendResponse {
+  authRequestId: string;
+  /** ISO 8601 time after which the code and link stop working. */
+  expiresAt: string;
+  /** Seconds from now until `expiresAt`. */
+  expiresIn: number;
+  passwordlessType: PasswordlessType;
+}
+
+export interface User {
+  id: string;
+  email: string;
+  name: string | null;
+  metadata: Record<string, unknown>;
+  tenantId: string;
+  lastLogin: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface VerifyResponse {
+  user: User;
+  /** Whatever `state` the send request carried, returned unchanged. */
+  state: string | null;
+}
+
+export interface SessionInfo {
+  id: string;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  aal: 'aal1';
+  amr: Array<{ method: 'otp' | 'magic_link'; timestamp: number }>;
+}
+
+export interface SessionResponse {
+  user: User;
+  session: SessionInfo;
+}
