@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import { Hono, type Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { NONCE, secureHeaders } from 'hono/secure-headers';
+import { errorCodes } from '@hallpass/protocol';
+import type { Deps } from './deps.ts';
+import type { AppEnv } from './http/context.ts';
+import { homeRoutes } from './http/home.ts';
+import { originCheck } from './http/security.ts';
+import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
+import { passwordlessRoutes } from './passwordless/passwordless.routes.ts';
+import { profileRoutes } from './profiles/profiles.routes.ts';
+import { sessionRoutes } from './sessions/sessions.routes.ts';
+import { AppError } from './shared/errors.ts';
+
+export interface AppState {
+  /** Set once migrations ran; /readyz answers 503 before. */
+  ready: boolean;
+}
+
+/** Composes the features into one Hono app. No port, no env: tests call `app.request()`. */
+export function createApp(deps: Deps, state: AppState = { ready: true }) {
+  const app = new Hono<AppEnv>();
+
+  app.use(async (c, next) => {
+    const requestId = randomUUID();
+    c.set('requestId', requestId);
+    // The path only: query strings can carry link tokens, which must never reach a log.
+    c.set('log', deps.log.child({ requestId, method: c.req.method, path: c.req.path }));
+    c.header('x-request-id', requestId);
+    await next();
+  });
+
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'", NONCE],
+        styleSrc: ["'self'", NONCE],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+      referrerPolicy: 'no-referrer',
+      xFrameOptions: 'DENY',
+      strictTransportSecurity: deps.config.secureCookies ? 'max-age=31536000; includeSubDomains' : false,
+    }),
+  );
+
+  app.use(
+    cors({
+      origin: (origin) => (deps.config.allowedOrigins.includes(origin) ? origin : null),
+      credentials: true,
+      allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
+      allowHeaders: ['content-type', 'authorization', 'apikey', 'x-client-info', 'prefer', 'accept-profile', 'content-profile', 'range'],
+      exposeHeaders: ['retry-after', 'x-request-id', 'content-range'],
+      maxAge: 600,
+    }),
+  );
+
+  app.use(originCheck(deps.config));
+  app.use(
+    bodyLimit({
+      maxSize: 16 * 1024,
+      onError: () => {
+        throw new AppError('body_too_large');
+      },
+    }),
+  );
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/readyz', async (c) => {
+    if (!state.ready) throw new AppError('not_ready');
+    await deps.db.query('select 1');
+    return c.json({ ok: true });
+  });
+
+  app.route('/', passwordlessRoutes(deps));
+  app.route('/', sessionRoutes(deps));
+  app.route('/', profileRoutes(deps));
+  if (deps.config.mail.devMailbox) app.route('/', devMailboxRoutes(deps));
+  app.route('/', homeRoutes(deps));
+
+  app.notFound((c) => errorResponse(c, new AppError('not_found')));
+
+  // The one place errors become HTTP. AppErrors carry their code; anything else is ours: logged with
+  // the request id, answered as `internal` with nothing of its internals.
+  app.onError((err, c) => {
+    if (err instanceof AppError) return errorResponse(c, err);
+    (c.var.log ?? deps.log).error({ err }, 'unhandled error');
+    return c.json({ error: { code: 'internal', message: errorCodes.internal.message, requestId: c.var.requestId } }, 500);
+  });
+
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;
+
+function errorResponse(c: Context, err: AppError) {
+  if (err.retryAfter !== undefined) c.header('retry-after', String(err.retryAfter));
+  if (err.status === 401) c.header('www-authenticate', 'Bearer');
+  const body = {
+    error: {
+      code: err.code,
+      message: err.message,
+      ...err.details,
+      ...(err.retryAfter !== undefined ? { retryAfter: err.retryAfter } : {}),
+    },
+  };
+  return c.json(body, err.status as ContentfulStatusCode);
+}

@@ -1,0 +1,156 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { passwordlessTypes } from '@hallpass/protocol';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const list = z
+  .string()
+  .transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Every environment variable Hallpass reads, with its default. `main.ts` is the only reader of env. */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().default('127.0.0.1'),
+  PORT: int(0, 65535).default(3000),
+  APP_BASE_URL: z.url().optional(),
+  HALLPASS_DATA_DIR: z.string().default('./.hallpass'),
+  DATABASE_URL: z.url().optional(),
+  DATABASE_POOL_SIZE: int(1, 500).default(20),
+  SMTP_URL: z.url().optional(),
+  MAIL_FROM: z.string().default('Hallpass <no-reply@hallpass.localhost>'),
+  HALLPASS_SECRET: z.string().min(32, 'HALLPASS_SECRET must be at least 32 characters').optional(),
+  HALLPASS_JWT_PRIVATE_KEY: z.string().optional(),
+  HALLPASS_ISSUER: z.string().optional(),
+  PASSWORDLESS_TYPE: z.enum(passwordlessTypes).default('LINK_OTP'),
+  PASSWORDLESS_EXPIRES_IN: int(60, 3600).default(300),
+  PASSWORDLESS_ENFORCE_SAME_BROWSER: bool.default(false),
+  ACCESS_TOKEN_TTL: int(60, 86_400).default(900),
+  REFRESH_TOKEN_TTL: int(3600, 365 * 86_400).default(30 * 86_400),
+  RATE_LIMIT_EMAIL_PER_MINUTE: int(1, 10_000).default(2),
+  RATE_LIMIT_EMAIL_PER_HOUR: int(1, 100_000).default(10),
+  RATE_LIMIT_IP_PER_10_MINUTES: int(1, 1_000_000).default(30),
+  CORS_ORIGINS: list.default([]),
+  REDIRECT_ALLOW_LIST: list.default([]),
+  TRUST_PROXY: bool.default(false),
+  DEV_MAILBOX: bool.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = Record<string, string | undefined>;
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  host: string;
+  port: number;
+  /** The public origin of this server: links in emails point here. */
+  baseUrl: string;
+  /** Secure cookies and `__Host-` names when the base URL is https. */
+  secureCookies: boolean;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  secret: string | undefined;
+  jwtPrivateKey: string | undefined;
+  issuer: string;
+  mail: { smtpUrl: string | undefined; from: string; devMailbox: boolean };
+  passwordless: {
+    type: (typeof passwordlessTypes)[number];
+    expiresIn: number;
+    enforceSameBrowser: boolean;
+    maxAttempts: number;
+    attemptWindowSeconds: number;
+  };
+  sessions: { accessTokenTtl: number; refreshTokenTtl: number; refreshReuseGraceSeconds: number };
+  rateLimits: { emailPerMinute: number; emailPerHour: number; ipPer10Minutes: number };
+  /** Origins allowed to make credentialed cross-origin calls (CORS) and cookie-authenticated writes. */
+  allowedOrigins: string[];
+  /** Where a magic link may send the browser after sign-in: exact origins or URL prefixes. */
+  redirectAllowList: string[];
+  trustProxy: boolean;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Builds the one config object from environment variables, reporting every problem at once.
+ * @example const config = loadConfig(process.env)
+ */
+export function loadConfig(env: Env): Readonly<Config> {
+  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const baseUrl = new URL(e.APP_BASE_URL ?? `http://localhost:${e.PORT}`).origin;
+  const production = e.NODE_ENV === 'production';
+  const devMailbox = e.DEV_MAILBOX ?? (!e.SMTP_URL && !production);
+  if (devMailbox && production) problems.push('DEV_MAILBOX cannot be on in production: it shows sign-in codes');
+  if (production && !e.SMTP_URL) problems.push('SMTP_URL is required in production');
+  if (production && !e.HALLPASS_SECRET) problems.push('HALLPASS_SECRET is required in production');
+  if (production && !baseUrl.startsWith('https://')) problems.push('APP_BASE_URL must be https in production');
+  for (const origin of e.CORS_ORIGINS) {
+    if (!URL.canParse(origin) || new URL(origin).origin !== origin) problems.push(`CORS_ORIGINS: ${origin} is not an origin`);
+  }
+  for (const target of e.REDIRECT_ALLOW_LIST) {
+    if (!URL.canParse(target)) problems.push(`REDIRECT_ALLOW_LIST: ${target} is not a URL`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  return Object.freeze({
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    baseUrl,
+    secureCookies: baseUrl.startsWith('https://'),
+    dataDir: resolve(e.HALLPASS_DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    secret: e.HALLPASS_SECRET,
+    jwtPrivateKey: e.HALLPASS_JWT_PRIVATE_KEY,
+    issuer: e.HALLPASS_ISSUER ?? `${baseUrl}/auth/v1`,
+    mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM, devMailbox },
+    passwordless: {
+      type: e.PASSWORDLESS_TYPE,
+      expiresIn: e.PASSWORDLESS_EXPIRES_IN,
+      enforceSameBrowser: e.PASSWORDLESS_ENFORCE_SAME_BROWSER,
+      maxAttempts: 5,
+      attemptWindowSeconds: 600,
+    },
+    sessions: { accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, refreshReuseGraceSeconds: 10 },
+    rateLimits: {
+      emailPerMinute: e.RATE_LIMIT_EMAIL_PER_MINUTE,
+      emailPerHour: e.RATE_LIMIT_EMAIL_PER_HOUR,
+      ipPer10Minutes: e.RATE_LIMIT_IP_PER_10_MINUTES,
+    },
+    allowedOrigins: [baseUrl, ...e.CORS_ORIGINS],
+    redirectAllowList: [baseUrl, ...e.REDIRECT_ALLOW_LIST],
+    trustProxy: e.TRUST_PROXY,
+    logLevel: e.LOG_LEVEL,
+  });
+}
+
+/** The config with secrets replaced, for printing. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    secret: config.secret ? '[redacted]' : undefined,
+    jwtPrivateKey: config.jwtPrivateKey ? '[redacted]' : undefined,
+    databaseUrl: config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@'),
+    mail: { ...config.mail, smtpUrl: config.mail.smtpUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@') },
+  };
+}

@@ -1,0 +1,26 @@
+import type { Db } from '@hallpass/db';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.ts';
+import type { ServerKeys } from './shared/crypto.ts';
+import type { SigningKey } from './sessions/signing-keys.ts';
+import type { MailTransport } from './mail/transports.ts';
+
+/** What the clock says; injectable so tests can move time instead of sleeping. */
+export interface Clock {
+  now(): Date;
+}
+export const systemClock: Clock = { now: () => new Date() };
+
+/**
+ * Everything feature code needs, built once at start (`createDeps` in server.ts) and passed down
+ * explicitly. Functions take the narrowest slice they use.
+ */
+export interface Deps {
+  config: Readonly<Config>;
+  db: Db;
+  log: Logger;
+  keys: ServerKeys;
+  signing: SigningKey;
+  mailer: MailTransport;
+  clock: Clock;
+}

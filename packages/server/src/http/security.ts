@@ -1,0 +1,45 @@
+import type { MiddlewareHandler } from 'hono';
+import type { Config } from '../config/config.ts';
+import { AppError } from '../shared/errors.ts';
+
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Cookie-authenticated writes must come from our own pages or a configured origin. Every non-GET is
+ * checked: an Origin header must be on the allow-list; without Origin, a browser's Sec-Fetch-Site
+ * must not say cross-site. Requests with neither header are not from a browser and carry no ambient
+ * cookies an attacker could borrow.
+ */
+export function originCheck(config: Pick<Config, 'allowedOrigins'>): MiddlewareHandler {
+  const allowed = new Set(config.allowedOrigins);
+  return async (c, next) => {
+    if (!safeMethods.has(c.req.method)) {
+      const origin = c.req.header('origin');
+      const site = c.req.header('sec-fetch-site');
+      if (origin !== undefined) {
+        if (!allowed.has(origin)) throw new AppError('csrf_rejected');
+      } else if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+        throw new AppError('csrf_rejected');
+      }
+    }
+    await next();
+  };
+}
+
+/**
+ * Whether a post-sign-in redirect target is allowed: a path on this server, or a URL under one of
+ * the allow-list entries (an origin allows all of it; a URL with a path allows that path and below).
+ */
+export function isAllowedRedirect(config: Pick<Config, 'baseUrl' | 'redirectAllowList'>, target: string): boolean {
+  if (target.startsWith('/') && !target.startsWith('//') && !target.startsWith('/\\')) return true;
+  if (!URL.canParse(target)) return false;
+  const url = new URL(target);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return false;
+  if (url.username || url.password) return false;
+  return config.redirectAllowList.some((entry) => {
+    const allowed = new URL(entry);
+    if (allowed.origin !== url.origin) return false;
+    const prefix = allowed.pathname.endsWith('/') ? allowed.pathname : `${allowed.pathname}/`;
+    return allowed.pathname === '/' || url.pathname === allowed.pathname || url.pathname.startsWith(prefix);
+  });
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// The only module that reads process.env and argv: `serve` (default), `migrate`, `keys`.
+import { ConfigError, loadConfig, redactConfig } from './config/config.ts';
+import { createDeps, runMigrations, startServer } from './server.ts';
+
+async function main(command: string): Promise<void> {
+  const config = loadConfig(process.env);
+  switch (command) {
+    case 'serve': {
+      const server = await startServer(config);
+      const log = server.deps.log;
+      log.info({ config: redactConfig(config) }, 'configuration');
+      const where = config.databaseUrl ? 'PostgreSQL server' : `embedded PGlite in ${config.dataDir}/data`;
+      console.log(`Hallpass is listening on ${config.baseUrl} (bound to ${server.url}), database: ${where}`);
+      if (config.mail.devMailbox) console.log(`No SMTP_URL set: sign-in mail goes to the dev mailbox at ${config.baseUrl}/dev/mailbox`);
+      const stop = async (signal: string) => {
+        log.info({ signal }, 'shutting down');
+        await server.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      return;
+    }
+    case 'migrate': {
+      const deps = await createDeps(config);
+      const applied = await runMigrations(deps.db);
+      console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+      await deps.db.close();
+      return;
+    }
+    case 'keys': {
+      const deps = await createDeps(config);
+      console.log(JSON.stringify({ keys: [deps.signing.publicJwk] }, null, 2));
+      await deps.db.close();
+      return;
+    }
+    default:
+      console.error(`unknown command "${command}"; use serve, migrate or keys`);
+      process.exit(2);
+  }
+}
+
+main(process.argv[2] ?? 'serve').catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(err.message);
+  else console.error(err);
+  process.exit(1);
+});

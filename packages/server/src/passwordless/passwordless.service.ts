@@ -1,0 +1,254 @@
+import { randomUUID } from 'node:crypto';
+import { resetRole, setClaims, type Tx } from '@hallpass/db';
+import type { PasswordlessType, SendResponse } from '@hallpass/protocol';
+import type { Deps } from '../deps.ts';
+import { enqueueSignInMail, supersedePendingMail } from '../mail/outbox.ts';
+import { upsertProfileOnLogin, type ProfileRow } from '../profiles/profiles.repository.ts';
+import { startSession, type IssuedSession } from '../sessions/sessions.service.ts';
+import { digest, digestsEqual, generateCode, generateToken } from '../shared/crypto.ts';
+import { AppError } from '../shared/errors.ts';
+import {
+  consumeAuthRequest,
+  findAuthRequestByLink,
+  insertAuthRequest,
+  lockAuthRequest,
+  lockOut,
+  recordFailedAttempt,
+  replaceSecrets,
+  takeRateLimits,
+  type AuthRequestRow,
+  type RateLimitRule,
+} from './passwordless.repository.ts';
+
+export const defaultTenantId = '00000000-0000-0000-0000-000000000000';
+
+/** Who is asking, as the HTTP layer saw it. */
+export interface RequestContext {
+  ip: string | null;
+  userAgent: string | null;
+  /** The same-browser binding cookie, when the browser sent one. */
+  binding?: string | undefined;
+}
+
+export interface SendInput {
+  /** Already normalised by the caller. */
+  email: string;
+  state?: string | undefined;
+  redirectTo?: string | undefined;
+}
+
+export interface SendResult {
+  response: SendResponse;
+  /** A fresh binding value to set as a cookie (same-browser enforcement), when enabled. */
+  binding?: string;
+}
+
+type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock'>;
+
+const sendLimitCodes = ['email_rate_limited_minute', 'email_rate_limited_hour', 'ip_rate_limited'] as const;
+
+function sendLimits(deps: PwDeps, tenantId: string, email: string, ip: string | null): RateLimitRule[] {
+  const r = deps.config.rateLimits;
+  return [
+    { key: `email:1m:${tenantId}:${email}`, limit: r.emailPerMinute, periodSeconds: 60 },
+    { key: `email:1h:${tenantId}:${email}`, limit: r.emailPerHour, periodSeconds: 3600 },
+    { key: `ip:10m:${ip ?? 'unknown'}`, limit: r.ipPer10Minutes, periodSeconds: 600 },
+  ];
+}
+
+interface FreshSecrets {
+  code: string | null;
+  linkToken: string | null;
+  codeHash: Buffer | null;
+  linkHash: Buffer | null;
+}
+
+function freshSecrets(deps: PwDeps, type: PasswordlessType, authRequestId: string): FreshSecrets {
+  const code = type === 'LINK' ? null : generateCode();
+  const linkToken = type === 'OTP' ? null : generateToken();
+  return {
+    code,
+    linkToken,
+    // The code digest is bound to its request: the same six digits elsewhere digest differently.
+    codeHash: code ? digest(deps.keys, `code:${authRequestId}`, code) : null,
+    linkHash: linkToken ? digest(deps.keys, 'link', linkToken) : null,
+  };
+}
+
+function linkUrl(deps: PwDeps, token: string | null): string | null {
+  return token ? `${deps.config.baseUrl}/passwordless/verify?link_token=${token}` : null;
+}
+
+async function throwIfLimited(deps: PwDeps, tx: Parameters<typeof takeRateLimits>[0], rules: RateLimitRule[]): Promise<void> {
+  const refused = await takeRateLimits(tx, rules);
+  if (refused) throw new AppError(sendLimitCodes[refused.rejected]!, { retryAfter: refused.retryAfter });
+}
+
+/**
+ * Starts a sign-in: records the request with digests of a fresh code and/or link token and enqueues
+ * the email, in one transaction with the rate-limit check. The answer is the same for every
+ * well-formed address; whether the address has a profile is decided later, by the mail worker.
+ */
+export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: RequestContext): Promise<SendResult> {
+  const type = deps.config.passwordless.type;
+  const expiresIn = deps.config.passwordless.expiresIn;
+  const tenantId = defaultTenantId;
+  const id = randomUUID();
+  const secrets = freshSecrets(deps, type, id);
+  const binding = deps.config.passwordless.enforceSameBrowser ? generateToken() : undefined;
+  const expiresAt = new Date(deps.clock.now().getTime() + expiresIn * 1000);
+  await deps.db.transaction(async (tx) => {
+    await throwIfLimited(deps, tx, sendLimits(deps, tenantId, input.email, ctx.ip));
+    await insertAuthRequest(tx, {
+      id,
+      tenantId,
+      email: input.email,
+      type,
+      codeHash: secrets.codeHash,
+      linkHash: secrets.linkHash,
+      bindingHash: binding ? digest(deps.keys, 'binding', binding) : null,
+      state: input.state ?? null,
+      redirectTo: input.redirectTo ?? null,
+      expiresAt,
+      ip: ctx.ip,
+      userAgent: ctx.userAgent?.slice(0, 512) ?? null,
+    });
+    await enqueueSignInMail(deps, tx, {
+      authRequestId: id,
+      to: input.email,
+      payload: { tenantId, code: secrets.code, link: linkUrl(deps, secrets.linkToken), expiresAt: expiresAt.toISOString() },
+    });
+  });
+  return {
+    response: { authRequestId: id, expiresAt: expiresAt.toISOString(), expiresIn, passwordlessType: type },
+    ...(binding ? { binding } : {}),
+  };
+}
+
+/** Issues a fresh code and link for a live request; the old ones stop working at once. */
+export async function resendPasswordless(deps: PwDeps, authRequestId: string, ctx: RequestContext): Promise<SendResponse> {
+  const expiresIn = deps.config.passwordless.expiresIn;
+  return deps.db.transaction(async (tx) => {
+    const req = await lockAuthRequest(tx, authRequestId);
+    if (!req) throw new AppError('auth_request_not_found');
+    if (req.consumed_at) throw new AppError('auth_request_used');
+    if (req.locked_at) throw new AppError('too_many_attempts');
+    await throwIfLimited(deps, tx, sendLimits(deps, req.tenant_id, req.email, ctx.ip));
+    const secrets = freshSecrets(deps, req.passwordless_type, req.id);
+    const expiresAt = new Date(deps.clock.now().getTime() + expiresIn * 1000);
+    await replaceSecrets(tx, req.id, { codeHash: secrets.codeHash, linkHash: secrets.linkHash, expiresAt });
+    await supersedePendingMail(tx, req.id);
+    await enqueueSignInMail(deps, tx, {
+      authRequestId: req.id,
+      to: req.email,
+      payload: { tenantId: req.tenant_id, code: secrets.code, link: linkUrl(deps, secrets.linkToken), expiresAt: expiresAt.toISOString() },
+    });
+    return { authRequestId: req.id, expiresAt: expiresAt.toISOString(), expiresIn, passwordlessType: req.passwordless_type };
+  });
+}
+
+export interface Verified {
+  profile: ProfileRow;
+  created: boolean;
+  issued: IssuedSession;
+  state: string | null;
+  redirectTo: string | null;
+}
+
+type Outcome = { ok: true; verified: Verified } | { ok: false; error: AppError };
+
+/**
+ * Verifies a code. The request row is locked first, so of any number of concurrent verifies of one
+ * code exactly one consumes it. A wrong code is counted (committed) before the error is thrown; the
+ * sixth wrong code in the window, and anything after, finds the request locked.
+ */
+export async function verifyCode(deps: PwDeps, input: { authRequestId: string; code: string }, ctx: RequestContext): Promise<Verified> {
+  const outcome = await deps.db.transaction(async (tx): Promise<Outcome> => {
+    const now = deps.clock.now();
+    const req = await lockAuthRequest(tx, input.authRequestId);
+    if (!req) return fail('auth_request_not_found');
+    if (req.consumed_at) return fail('auth_request_used');
+    if (req.locked_at) return fail('too_many_attempts');
+    if (req.expires_at <= now) return fail('otp_expired');
+
+    const { maxAttempts, attemptWindowSeconds } = deps.config.passwordless;
+    const windowOpen = req.attempts_window_start && now.getTime() - req.attempts_window_start.getTime() < attemptWindowSeconds * 1000;
+    const failed = windowOpen ? req.failed_attempts : 0;
+    if (failed >= maxAttempts) {
+      await lockOut(tx, req.id, now);
+      return fail('too_many_attempts');
+    }
+    const presented = digest(deps.keys, `code:${req.id}`, input.code);
+    // Constant-time: the comparison's timing says nothing about how many leading bytes matched.
+    if (!digestsEqual(req.code_hash, presented)) {
+      const nowFailed = failed + 1;
+      await recordFailedAttempt(tx, req.id, nowFailed, windowOpen ? req.attempts_window_start! : now);
+      return fail('otp_invalid', { attemptsRemaining: maxAttempts - nowFailed });
+    }
+    return { ok: true, verified: await completeSignIn(deps, tx, req, 'otp', ctx) };
+  });
+  if (!outcome.ok) throw outcome.error;
+  return outcome.verified;
+}
+
+/** What the link page may show before anything is consumed. */
+export type LinkPreview =
+  | { ok: true; email: string }
+  | { ok: false; code: 'link_invalid' | 'link_expired' | 'auth_request_used' | 'too_many_attempts' | 'different_browser' };
+
+/** Looks at a link without consuming it (GET of the link page; mail scanners do this). */
+export async function previewLink(deps: PwDeps, linkToken: string, ctx: RequestContext): Promise<LinkPreview> {
+  const req = await findAuthRequestByLink(deps.db, digest(deps.keys, 'link', linkToken), false);
+  const problem = linkProblem(deps, req, linkToken, ctx);
+  return problem ? { ok: false, code: problem } : { ok: true, email: req!.email };
+}
+
+type LinkProblem = Extract<LinkPreview, { ok: false }>['code'];
+
+function linkProblem(deps: PwDeps, req: AuthRequestRow | undefined, linkToken: string, ctx: RequestContext): LinkProblem | null {
+  if (!req || !digestsEqual(req.link_hash, digest(deps.keys, 'link', linkToken))) return 'link_invalid';
+  if (req.consumed_at) return 'auth_request_used';
+  if (req.locked_at) return 'too_many_attempts';
+  if (req.expires_at <= deps.clock.now()) return 'link_expired';
+  if (req.binding_hash) {
+    const presented = ctx.binding ? digest(deps.keys, 'binding', ctx.binding) : null;
+    if (!presented || !digestsEqual(req.binding_hash, presented)) return 'different_browser';
+  }
+  return null;
+}
+
+/** Consumes a magic link (the POST from the confirm page, or the JSON API) and signs in. */
+export async function verifyLink(deps: PwDeps, linkToken: string, ctx: RequestContext): Promise<Verified> {
+  const outcome = await deps.db.transaction(async (tx): Promise<Outcome> => {
+    const req = await findAuthRequestByLink(tx, digest(deps.keys, 'link', linkToken), true);
+    const problem = linkProblem(deps, req, linkToken, ctx);
+    if (problem) return fail(problem);
+    return { ok: true, verified: await completeSignIn(deps, tx, req!, 'magic_link', ctx) };
+  });
+  if (!outcome.ok) throw outcome.error;
+  return outcome.verified;
+}
+
+/**
+ * The verified email becomes a session: consume the request, upsert the profile as service_role
+ * (RLS bypassed: no row exists yet on first login), then open the session. One transaction.
+ */
+async function completeSignIn(
+  deps: PwDeps,
+  tx: Tx,
+  req: AuthRequestRow,
+  method: 'otp' | 'magic_link',
+  ctx: RequestContext,
+): Promise<Verified> {
+  const now = deps.clock.now();
+  await consumeAuthRequest(tx, req.id, now);
+  await setClaims(tx, { role: 'service_role' });
+  const { profile, created } = await upsertProfileOnLogin(tx, req.tenant_id, req.email, now);
+  await resetRole(tx);
+  const issued = await startSession(deps, tx, { profile, method, userAgent: ctx.userAgent, ip: ctx.ip });
+  return { profile, created, issued, state: req.state, redirectTo: req.redirect_to };
+}
+
+function fail(code: ConstructorParameters<typeof AppError>[0], details?: Record<string, unknown>): Outcome {
+  return { ok: false, error: new AppError(code, details ? { details } : {}) };
+}

@@ -1,0 +1,110 @@
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { coreMigrationsDir, loadMigrations, migrate, openDb, type Db } from '@hallpass/db';
+import { pino, type Logger } from 'pino';
+import { createApp, type AppState } from './app.ts';
+import type { Config } from './config/config.ts';
+import { systemClock, type Clock, type Deps } from './deps.ts';
+import { startOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from './mail/outbox.ts';
+import { createDevMailboxTransport, createSmtpTransport, type MailTransport } from './mail/transports.ts';
+import { deriveServerKeys } from './shared/crypto.ts';
+import { loadSecrets } from './sessions/signing-keys.ts';
+
+/** Every feature's SQL, in the order the numbers give. */
+export const migrationDirs = [
+  coreMigrationsDir,
+  ...['profiles', 'sessions', 'passwordless', 'mail'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
+];
+
+export function runMigrations(db: Db): Promise<string[]> {
+  return migrate(db, loadMigrations(migrationDirs));
+}
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return pino({
+    level: config.logLevel,
+    // Belt and braces: no field of these names is ever written, wherever it appears.
+    redact: {
+      paths: ['code', '*.code', 'token', '*.token', 'linkToken', '*.linkToken', 'link_token', 'refreshToken', 'accessToken', 'secret', 'headers.cookie', 'headers.authorization'],
+      censor: '[redacted]',
+    },
+  });
+}
+
+export interface DepsOverrides {
+  db?: Db;
+  log?: Logger;
+  mailer?: MailTransport;
+  clock?: Clock;
+  /** Where dev-mailbox lines go. @default console.log */
+  print?: (line: string) => void;
+}
+
+/** Builds the dependencies once: database, secrets, keys, mail transport, logger, clock. */
+export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
+  const log = overrides.log ?? createLogger(config);
+  const db =
+    overrides.db ??
+    (await openDb({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
+      onListenerError: (err) => log.warn({ err: err.message }, 'database listener connection lost; reconnecting'),
+    }));
+  const secrets = await loadSecrets({ dataDir: config.dataDir, secret: config.secret, jwtPrivateKey: config.jwtPrivateKey });
+  const print = overrides.print ?? ((line: string) => console.log(line));
+  const mailer =
+    overrides.mailer ??
+    (config.mail.smtpUrl ? createSmtpTransport(config.mail.smtpUrl) : createDevMailboxTransport(db, print));
+  return {
+    config,
+    db,
+    log,
+    keys: deriveServerKeys(secrets.secret),
+    signing: secrets.signing,
+    mailer,
+    clock: overrides.clock ?? systemClock,
+  };
+}
+
+export interface RunningServer {
+  url: string;
+  deps: Deps;
+  outbox: OutboxWorker;
+  close(): Promise<void>;
+}
+
+/**
+ * Migrates, starts the outbox worker and listens. `config.port` 0 picks a free port (tests).
+ * `close` stops accepting, lets the worker finish its round, and closes the database.
+ */
+export async function startServer(
+  config: Readonly<Config>,
+  overrides: DepsOverrides & { outbox?: OutboxWorkerOptions } = {},
+): Promise<RunningServer> {
+  const deps = await createDeps(config, overrides);
+  const state: AppState = { ready: false };
+  await runMigrations(deps.db);
+  state.ready = true;
+  const outbox = await startOutboxWorker(deps, overrides.outbox);
+  const app = createApp(deps, state);
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    deps,
+    outbox,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      });
+      await outbox.stop();
+      await deps.mailer.close();
+      if (!overrides.db) await deps.db.close();
+    },
+  };
+}

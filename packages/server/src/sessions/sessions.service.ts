@@ -1,0 +1,201 @@
+import type { Queryable } from '@hallpass/db';
+import type { SessionInfo } from '@hallpass/protocol';
+import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import type { Deps } from '../deps.ts';
+import { digest, generateToken } from '../shared/crypto.ts';
+import { AppError } from '../shared/errors.ts';
+import { findProfileById, type ProfileRow } from '../profiles/profiles.repository.ts';
+import {
+  extendSession,
+  findLiveSession,
+  insertRefreshToken,
+  insertSession,
+  lockRefreshToken,
+  markRefreshTokenRotated,
+  revokeSessionRow,
+  type SessionRow,
+} from './sessions.repository.ts';
+
+/** The claims of a Hallpass access token: Supabase's, so `auth.uid()`/`auth.email()` policies work. */
+export interface AccessClaims extends JWTPayload {
+  sub: string;
+  email: string;
+  role: 'authenticated';
+  aud: 'authenticated';
+  session_id: string;
+  aal: 'aal1';
+  amr: SessionRow['amr'];
+  app_metadata: { provider: 'email'; providers: ['email']; tenant_id: string };
+  user_metadata: Record<string, never>;
+  is_anonymous: false;
+  iat: number;
+  exp: number;
+}
+
+export interface IssuedSession {
+  session: SessionRow;
+  accessToken: string;
+  /** Absent when a refresh inside the reuse grace window answered with an access token only. */
+  refreshToken?: string;
+  claims: AccessClaims;
+}
+
+type SessionDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db'>;
+
+/**
+ * Opens a session for a verified profile inside the caller's transaction (the same one that
+ * consumed the code and synced the profile, so a failure leaves neither behind).
+ */
+export async function startSession(
+  deps: SessionDeps,
+  tx: Queryable,
+  input: { profile: ProfileRow; method: 'otp' | 'magic_link'; userAgent: string | null; ip: string | null },
+): Promise<IssuedSession> {
+  const now = deps.clock.now();
+  const session = await insertSession(tx, {
+    profileId: input.profile.id,
+    tenantId: input.profile.tenant_id,
+    amr: [{ method: input.method, timestamp: Math.floor(now.getTime() / 1000) }],
+    userAgent: input.userAgent?.slice(0, 512) ?? null,
+    ip: input.ip,
+    expiresAt: new Date(now.getTime() + deps.config.sessions.refreshTokenTtl * 1000),
+  });
+  const refreshToken = generateToken();
+  await insertRefreshToken(tx, session.id, digest(deps.keys, 'refresh', refreshToken));
+  const { token, claims } = await signAccessToken(deps, input.profile, session);
+  return { session, accessToken: token, refreshToken, claims };
+}
+
+export async function signAccessToken(
+  deps: Pick<Deps, 'config' | 'signing' | 'clock'>,
+  profile: Pick<ProfileRow, 'id' | 'email' | 'tenant_id'>,
+  session: Pick<SessionRow, 'id' | 'amr'>,
+): Promise<{ token: string; claims: AccessClaims }> {
+  const iat = Math.floor(deps.clock.now().getTime() / 1000);
+  const claims: AccessClaims = {
+    iss: deps.config.issuer,
+    sub: profile.id,
+    aud: 'authenticated',
+    iat,
+    exp: iat + deps.config.sessions.accessTokenTtl,
+    email: profile.email,
+    role: 'authenticated',
+    session_id: session.id,
+    aal: 'aal1',
+    amr: session.amr,
+    app_metadata: { provider: 'email', providers: ['email'], tenant_id: profile.tenant_id },
+    user_metadata: {},
+    is_anonymous: false,
+  };
+  const token = await new SignJWT(claims)
+    .setProtectedHeader({ alg: deps.signing.alg, kid: deps.signing.kid, typ: 'JWT' })
+    .sign(deps.signing.privateKey);
+  return { token, claims };
+}
+
+export type TokenCheck = { ok: true; claims: AccessClaims } | { ok: false; expired: boolean };
+
+/**
+ * Checks signature (our key, ES256 only: `alg: none` and HS256-with-the-public-key are refused by
+ * the algorithm list), audience, issuer and expiry. Does not look at revocation; see `authenticate`.
+ */
+export async function verifyAccessToken(deps: Pick<Deps, 'config' | 'signing' | 'clock'>, token: string): Promise<TokenCheck> {
+  try {
+    const { payload } = await jwtVerify<AccessClaims>(token, deps.signing.publicKey, {
+      algorithms: [deps.signing.alg],
+      audience: 'authenticated',
+      issuer: deps.config.issuer,
+      currentDate: deps.clock.now(),
+      requiredClaims: ['sub', 'exp', 'iat', 'session_id', 'email'],
+    });
+    if (payload.role !== 'authenticated') return { ok: false, expired: false };
+    return { ok: true, claims: payload };
+  } catch (err) {
+    return { ok: false, expired: err instanceof joseErrors.JWTExpired };
+  }
+}
+
+export interface Authenticated {
+  claims: AccessClaims;
+  session: SessionRow;
+  /** Set when the access token was renewed from the refresh token; the caller sets the cookies. */
+  renewed?: IssuedSession;
+}
+
+/**
+ * Who is calling: a valid access token whose session is still live, or, when the access token is
+ * missing or merely expired, a refresh-token exchange. The live-session lookup is what makes logout
+ * take effect at once everywhere instead of at token expiry.
+ */
+export async function authenticate(
+  deps: SessionDeps,
+  tokens: { accessToken: string | undefined; refreshToken: string | undefined },
+): Promise<Authenticated> {
+  if (tokens.accessToken) {
+    const check = await verifyAccessToken(deps, tokens.accessToken);
+    if (check.ok) {
+      const session = await findLiveSession(deps.db, check.claims.session_id, deps.clock.now());
+      if (!session || session.profile_id !== check.claims.sub) throw new AppError('session_expired');
+      return { claims: check.claims, session };
+    }
+    // A forged or broken token is refused outright; only an honest, expired one may be renewed.
+    if (!check.expired) throw new AppError('unauthenticated');
+  }
+  if (!tokens.refreshToken) throw new AppError('unauthenticated');
+  const renewed = await refreshSession(deps, tokens.refreshToken);
+  return { claims: renewed.claims, session: renewed.session, renewed };
+}
+
+/**
+ * Exchanges a refresh token for a new access token and a new refresh token (rotation), sliding the
+ * session's window. A token that was already exchanged means someone kept a copy: the session is
+ * revoked. The exception is a few seconds of grace, for a browser that sent two requests at once
+ * with the same cookie; those get an access token and no new refresh token.
+ */
+export async function refreshSession(deps: SessionDeps, refreshToken: string): Promise<IssuedSession> {
+  const hash = digest(deps.keys, 'refresh', refreshToken);
+  const outcome = await deps.db.transaction(async (tx) => {
+    const now = deps.clock.now();
+    const row = await lockRefreshToken(tx, hash);
+    if (!row) return { kind: 'unknown' as const };
+    const { session } = row;
+    if (session.revoked_at || session.expires_at <= now) return { kind: 'dead' as const };
+    const profile = await findProfileById(tx, session.profile_id);
+    if (!profile) return { kind: 'dead' as const };
+    if (row.rotated_at) {
+      const graceEnds = row.rotated_at.getTime() + deps.config.sessions.refreshReuseGraceSeconds * 1000;
+      if (now.getTime() > graceEnds) {
+        await revokeSessionRow(tx, session.id, 'refresh_token_reuse', now);
+        return { kind: 'reuse' as const };
+      }
+      const { token, claims } = await signAccessToken(deps, profile, session);
+      return { kind: 'ok' as const, issued: { session, accessToken: token, claims } satisfies IssuedSession };
+    }
+    await markRefreshTokenRotated(tx, hash, now);
+    const next = generateToken();
+    await insertRefreshToken(tx, session.id, digest(deps.keys, 'refresh', next));
+    const expiresAt = new Date(now.getTime() + deps.config.sessions.refreshTokenTtl * 1000);
+    await extendSession(tx, session.id, now, expiresAt);
+    const live = { ...session, last_seen_at: now, expires_at: expiresAt };
+    const { token, claims } = await signAccessToken(deps, profile, live);
+    return { kind: 'ok' as const, issued: { session: live, accessToken: token, refreshToken: next, claims } };
+  });
+  if (outcome.kind !== 'ok') throw new AppError('session_expired');
+  return outcome.issued;
+}
+
+export async function revokeSession(deps: Pick<Deps, 'db' | 'clock'>, sessionId: string, reason: 'logout' | 'revoked_by_user'): Promise<boolean> {
+  return revokeSessionRow(deps.db, sessionId, reason, deps.clock.now());
+}
+
+export function toSessionInfo(s: SessionRow): SessionInfo {
+  return {
+    id: s.id,
+    createdAt: s.created_at.toISOString(),
+    lastSeenAt: s.last_seen_at.toISOString(),
+    expiresAt: s.expires_at.toISOString(),
+    aal: 'aal1',
+    amr: s.amr,
+  };
+}
+
