@@ -106,6 +106,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
       };
     },
     async close() {
+      if (closed) return;
       closed = true;
       await listener?.end().catch(() => {});
       await pool.end();
