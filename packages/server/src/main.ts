@@ -2,6 +2,7 @@
 // The only module that reads process.env and argv: `serve` (default), `migrate`, `keys`.
 import { ConfigError, loadConfig, redactConfig } from './config/config.ts';
 import { createDeps, runMigrations, startServer } from './server.ts';
+import { signApiKey } from './sessions/api-keys.ts';
 
 async function main(command: string): Promise<void> {
   const config = loadConfig(process.env);
@@ -30,8 +31,11 @@ async function main(command: string): Promise<void> {
       return;
     }
     case 'keys': {
+      // Prints the API keys (anon: safe for browsers; service_role: server-side only) and the JWKS.
       const deps = await createDeps(config);
-      console.log(JSON.stringify({ keys: [deps.signing.publicJwk] }, null, 2));
+      console.log(`HALLPASS_ANON_KEY=${await signApiKey(deps, 'anon')}`);
+      console.log(`HALLPASS_SERVICE_KEY=${await signApiKey(deps, 'service_role')}`);
+      console.log(`JWKS=${JSON.stringify({ keys: [deps.signing.publicJwk] })}`);
       await deps.db.close();
       return;
     }
