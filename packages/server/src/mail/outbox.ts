@@ -83,19 +83,19 @@ export async function startOutboxWorker(
   let running: Promise<number> | null = null;
   let again = false;
 
+  // Scheduling uses the database clock (rows are stamped by it); expiry of the code uses ours.
   const claim = async (): Promise<ClaimedMail[]> => {
-    const now = deps.clock.now();
     const { rows } = await deps.db.query<ClaimedMail>(
       `update hallpass.mail_outbox o
-          set status = 'sending', attempts = o.attempts + 1, locked_until = $1::timestamptz + make_interval(secs => $2)
+          set status = 'sending', attempts = o.attempts + 1, locked_until = now() + make_interval(secs => $1)
         where o.id in (
           select id from hallpass.mail_outbox
-           where (status = 'pending' and next_attempt_at <= $1) or (status = 'sending' and locked_until < $1)
+           where (status = 'pending' and next_attempt_at <= now()) or (status = 'sending' and locked_until < now())
            order by id
-           limit $3
+           limit $2
            for update skip locked)
         returning o.id, o.auth_request_id, o.to_email, o.payload, o.attempts`,
-      [now, leaseSeconds, batchSize],
+      [leaseSeconds, batchSize],
     );
     return rows;
   };
@@ -133,16 +133,16 @@ export async function startOutboxWorker(
       deps.log.warn({ mailId: mail.id, attempts: mail.attempts, giveUp, err: errorSummary(err) }, 'mail delivery failed');
       await deps.db.query(
         `update hallpass.mail_outbox
-            set status = $2, next_attempt_at = $3, locked_until = null, last_error = $4,
+            set status = $2, next_attempt_at = now() + make_interval(secs => $3), locked_until = null, last_error = $4,
                 payload = case when $2 = 'failed' then null else payload end
           where id = $1`,
-        [mail.id, giveUp ? 'failed' : 'pending', new Date(now.getTime() + backoff), errorSummary(err)],
+        [mail.id, giveUp ? 'failed' : 'pending', backoff / 1000, errorSummary(err)],
       );
       return;
     }
     await deps.db.query(
-      `update hallpass.mail_outbox set status = 'sent', sent_at = $2, payload = null, locked_until = null, last_error = null where id = $1`,
-      [mail.id, deps.clock.now()],
+      `update hallpass.mail_outbox set status = 'sent', sent_at = now(), payload = null, locked_until = null, last_error = null where id = $1`,
+      [mail.id],
     );
     deps.log.info({ mailId: mail.id, transport: deps.mailer.kind }, 'mail sent');
   };

@@ -96,9 +96,12 @@ export async function lockOut(q: Queryable, id: string, at: Date): Promise<void>
   await q.query('update hallpass.auth_requests set locked_at = $2 where id = $1 and locked_at is null', [id, at]);
 }
 
-/** Single use: a consumed request's code and link digests are dropped with it. */
+/**
+ * Single use: once consumed_at is set every later verify is refused. The digests stay so a second
+ * click on the link can be told "already used" rather than "invalid".
+ */
 export async function consumeAuthRequest(q: Queryable, id: string, at: Date): Promise<void> {
-  await q.query('update hallpass.auth_requests set consumed_at = $2, code_hash = null, link_hash = null where id = $1', [id, at]);
+  await q.query('update hallpass.auth_requests set consumed_at = $2 where id = $1', [id, at]);
 }
 
 export async function replaceSecrets(
