@@ -26,6 +26,7 @@ const envSchema = z.object({
   DATABASE_POOL_SIZE: int(1, 500).default(20),
   SMTP_URL: z.url().optional(),
   MAIL_FROM: z.string().default('Hallpass <no-reply@hallpass.localhost>'),
+  MAIL_LEASE_SECONDS: int(5, 3600).default(60),
   HALLPASS_SECRET: z.string().min(32, 'HALLPASS_SECRET must be at least 32 characters').optional(),
   HALLPASS_JWT_PRIVATE_KEY: z.string().optional(),
   HALLPASS_ISSUER: z.string().optional(),
@@ -60,7 +61,8 @@ export interface Config {
   secret: string | undefined;
   jwtPrivateKey: string | undefined;
   issuer: string;
-  mail: { smtpUrl: string | undefined; from: string; devMailbox: boolean };
+  /** `leaseSeconds`: how long a claimed outbox row waits before another worker may take it again. */
+  mail: { smtpUrl: string | undefined; from: string; devMailbox: boolean; leaseSeconds: number };
   passwordless: {
     type: (typeof passwordlessTypes)[number];
     expiresIn: number;
@@ -123,7 +125,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     secret: e.HALLPASS_SECRET,
     jwtPrivateKey: e.HALLPASS_JWT_PRIVATE_KEY,
     issuer: e.HALLPASS_ISSUER ?? `${baseUrl}/auth/v1`,
-    mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM, devMailbox },
+    mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM, devMailbox, leaseSeconds: e.MAIL_LEASE_SECONDS },
     passwordless: {
       type: e.PASSWORDLESS_TYPE,
       expiresIn: e.PASSWORDLESS_EXPIRES_IN,

@@ -48,7 +48,7 @@ export interface OutboxWorkerOptions {
   pollMs?: number;
   /** Rows claimed per round. @default 32 */
   batchSize?: number;
-  /** A claimed row not finished by then is taken again (its worker died). @default 60 */
+  /** A claimed row not finished by then is taken again (its worker died). @default config.mail.leaseSeconds */
   leaseSeconds?: number;
   /** After this many failed attempts the row is marked failed. @default 25 */
   maxAttempts?: number;
@@ -75,7 +75,7 @@ export async function startOutboxWorker(
 ): Promise<OutboxWorker> {
   const pollMs = options.pollMs ?? 1000;
   const batchSize = options.batchSize ?? 32;
-  const leaseSeconds = options.leaseSeconds ?? 60;
+  const leaseSeconds = options.leaseSeconds ?? deps.config.mail.leaseSeconds;
   const maxAttempts = options.maxAttempts ?? 25;
   const baseBackoffMs = options.baseBackoffMs ?? 1000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
