@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asUser, coreMigrationsDir, loadMigrations, migrate, openPostgres } from '../src/index.ts';
+import { createTestDatabase, testBackend, type TestDatabase } from '../src/testing.ts';
+
+let t: TestDatabase;
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+afterAll(() => t?.drop());
+
+function scratchDir(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hallpass-mig-'));
+  for (const [name, sql] of Object.entries(files)) writeFileSync(join(dir, name), sql);
+  return dir;
+}
+
+describe('migrations', () => {
+  it('applies each file once, in number order, and records it', async () => {
+    const dir = scratchDir({
+      '0102_second.sql': 'insert into hallpass.m_test values (2);',
+      '0101_first.sql': 'create table hallpass.m_test (n int);',
+    });
+    const all = loadMigrations([coreMigrationsDir, dir]);
+    expect(all.map((m) => m.version)).toEqual([1, 101, 102]);
+    expect(await migrate(t.db, all)).toEqual(['0001_roles_and_claims.sql', '0101_first.sql', '0102_second.sql']);
+    expect(await migrate(t.db, all)).toEqual([]);
+    const { rows } = await t.db.query<{ n: number }>('select n from hallpass.m_test');
+    expect(rows).toEqual([{ n: 2 }]);
+  });
+
+  it('refuses a landed migration whose file changed', async () => {
+    const dir = scratchDir({ '0101_first.sql': 'create table hallpass.m_test (n int, changed int);' });
+    await expect(migrate(t.db, loadMigrations([coreMigrationsDir, dir]))).rejects.toThrow(/changed after it was applied/);
+  });
+
+  it('refuses two files with one number', () => {
+    const a = scratchDir({ '0201_a.sql': 'select 1;' });
+    const b = scratchDir({ '0201_b.sql': 'select 1;' });
+    expect(() => loadMigrations([a, b])).toThrow(/two migrations numbered 0201/);
+  });
+
+  it('rolls back a failing migration whole', async () => {
+    const dir = scratchDir({ '0301_half.sql': 'create table hallpass.half (n int); select 1/0;' });
+    await expect(migrate(t.db, loadMigrations([coreMigrationsDir, dir]))).rejects.toThrow();
+    const { rows } = await t.db.query(`select to_regclass('hallpass.half') as t`);
+    expect(rows[0]).toEqual({ t: null });
+  });
+
+  it.runIf(testBackend() === 'postgres')('is safe when two instances migrate at once', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const other = await openPostgres({ connectionString: fresh.url!, max: 2 });
+      const dir = scratchDir({ '0101_once.sql': 'create table hallpass.once (n int); insert into hallpass.once values (1);' });
+      const all = loadMigrations([coreMigrationsDir, dir]);
+      const [a, b] = await Promise.all([migrate(fresh.db, all), migrate(other, all)]);
+      expect([...a, ...b].sort()).toEqual(['0001_roles_and_claims.sql', '0101_once.sql']);
+      const { rows } = await fresh.db.query<{ n: number }>('select count(*)::int as n from hallpass.once');
+      expect(rows[0]!.n).toBe(1);
+      await other.close();
+    } finally {
+      await fresh.drop();
+    }
+  });
+});
+
+describe('claims helpers', () => {
+  it('return null, never an error, for missing or malformed claims', async () => {
+    for (const raw of ['', 'not json', '[1,2]', '"a string"', '{"sub":"not-a-uuid","app_metadata":{"tenant_id":5}}']) {
+      const { rows } = await t.db.transaction(async (tx) => {
+        await tx.query(`select set_config('request.jwt.claims', $1, true)`, [raw]);
+        return tx.query('select auth.jwt() as jwt, auth.uid() as uid, auth.email() as email, auth.role() as role, auth.tenant_id() as tenant');
+      });
+      const r = rows[0] as Record<string, unknown>;
+      expect(r.uid).toBeNull();
+      expect(r.tenant).toBeNull();
+      if (raw !== '{"sub":"not-a-uuid","app_metadata":{"tenant_id":5}}') expect(r.jwt).toBeNull();
+    }
+  });
+
+  it('read the claims set by asUser', async () => {
+    const sub = '7b0c3f9e-2b8a-4c1e-9a55-3f1d2c4b5a69';
+    const { rows } = await asUser(t.db, { role: 'authenticated', sub, email: 'a@example.com' }, (tx) =>
+      tx.query('select auth.uid() as uid, auth.email() as email, auth.role() as role, current_user as who'),
+    );
+    expect(rows[0]).toEqual({ uid: sub, email: 'a@example.com', role: 'authenticated', who: 'authenticated' });
+  });
+});
