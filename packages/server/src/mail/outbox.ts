@@ -2,6 +2,16 @@ import type { Queryable } from '@hallpass/db';
 import type { Deps } from '../deps.ts';
 import { seal, unseal } from '../shared/crypto.ts';
 import { renderSignInMail } from './templates.ts';
+import {
+  claimDueMail,
+  finishMail,
+  insertMail,
+  isKnownAddress,
+  retryMailLater,
+  setMailPayload,
+  supersedeMail,
+  type ClaimedMail,
+} from './outbox.repository.ts';
 
 /** What a sign-in email needs; sealed at rest because it carries the code and link. */
 export interface SignInMailPayload {
@@ -17,31 +27,13 @@ export async function enqueueSignInMail(
   tx: Queryable,
   m: { authRequestId: string; to: string; payload: SignInMailPayload },
 ): Promise<void> {
-  const { rows } = await tx.query<{ id: number }>(
-    `insert into hallpass.mail_outbox (auth_request_id, to_email) values ($1, $2) returning id`,
-    [m.authRequestId, m.to],
-  );
-  const id = rows[0]!.id;
+  const id = await insertMail(tx, m.authRequestId, m.to);
   // The row id is the associated data: a sealed payload cannot be moved to another row.
-  await tx.query('update hallpass.mail_outbox set payload = $2 where id = $1', [id, seal(deps.keys, JSON.stringify(m.payload), `outbox:${id}`)]);
+  await setMailPayload(tx, id, seal(deps.keys, JSON.stringify(m.payload), `outbox:${id}`));
 }
 
 /** Older mail for a request that was resent would carry a dead code: do not send it. */
-export async function supersedePendingMail(tx: Queryable, authRequestId: string): Promise<void> {
-  await tx.query(
-    `update hallpass.mail_outbox set status = 'superseded', payload = null
-      where auth_request_id = $1 and status in ('pending', 'sending')`,
-    [authRequestId],
-  );
-}
-
-interface ClaimedMail {
-  id: number;
-  auth_request_id: string | null;
-  to_email: string;
-  payload: Uint8Array | null;
-  attempts: number;
-}
+export const supersedePendingMail = supersedeMail;
 
 export interface OutboxWorkerOptions {
   /** How often to look for due mail when no notification arrives. @default 1000 */
@@ -83,43 +75,25 @@ export async function startOutboxWorker(
   let running: Promise<number> | null = null;
   let again = false;
 
-  // Scheduling uses the database clock (rows are stamped by it); expiry of the code uses ours.
-  const claim = async (): Promise<ClaimedMail[]> => {
-    const { rows } = await deps.db.query<ClaimedMail>(
-      `update hallpass.mail_outbox o
-          set status = 'sending', attempts = o.attempts + 1, locked_until = now() + make_interval(secs => $1)
-        where o.id in (
-          select id from hallpass.mail_outbox
-           where (status = 'pending' and next_attempt_at <= now()) or (status = 'sending' and locked_until < now())
-           order by id
-           limit $2
-           for update skip locked)
-        returning o.id, o.auth_request_id, o.to_email, o.payload, o.attempts`,
-      [leaseSeconds, batchSize],
-    );
-    return rows;
-  };
+  const claim = () => claimDueMail(deps.db, leaseSeconds, batchSize);
 
   const deliver = async (mail: ClaimedMail): Promise<void> => {
     if (!mail.payload) {
-      await deps.db.query(`update hallpass.mail_outbox set status = 'failed', last_error = 'no payload' where id = $1`, [mail.id]);
+      await finishMail(deps.db, mail.id, 'failed', 'no payload');
       return;
     }
     const payload = JSON.parse(unseal(deps.keys, mail.payload, `outbox:${mail.id}`)) as SignInMailPayload;
     const now = deps.clock.now();
     const expiresAt = new Date(payload.expiresAt);
     if (expiresAt <= now) {
-      await deps.db.query(`update hallpass.mail_outbox set status = 'expired', payload = null where id = $1`, [mail.id]);
+      await finishMail(deps.db, mail.id, 'expired');
       return;
     }
     // Sign-up or sign-in is decided here, off the request path, so /send does the same work for
     // known and unknown addresses.
-    const { rows } = await deps.db.query<{ known: boolean }>(
-      `select exists (select 1 from public.profiles where tenant_id = $1 and email = $2) as known`,
-      [payload.tenantId, mail.to_email],
-    );
+    const known = await isKnownAddress(deps.db, payload.tenantId, mail.to_email);
     const rendered = renderSignInMail({
-      kind: rows[0]?.known ? 'SIGNIN' : 'SIGNUP',
+      kind: known ? 'SIGNIN' : 'SIGNUP',
       code: payload.code,
       link: payload.link,
       expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - now.getTime()) / 60_000)),
@@ -131,19 +105,11 @@ export async function startOutboxWorker(
       const giveUp = mail.attempts >= maxAttempts;
       const backoff = Math.min(maxBackoffMs, baseBackoffMs * 2 ** (mail.attempts - 1)) * (0.8 + Math.random() * 0.4);
       deps.log.warn({ mailId: mail.id, attempts: mail.attempts, giveUp, err: errorSummary(err) }, 'mail delivery failed');
-      await deps.db.query(
-        `update hallpass.mail_outbox
-            set status = $2, next_attempt_at = now() + make_interval(secs => $3), locked_until = null, last_error = $4,
-                payload = case when $2 = 'failed' then null else payload end
-          where id = $1`,
-        [mail.id, giveUp ? 'failed' : 'pending', backoff / 1000, errorSummary(err)],
-      );
+      if (giveUp) await finishMail(deps.db, mail.id, 'failed', errorSummary(err));
+      else await retryMailLater(deps.db, mail.id, backoff / 1000, errorSummary(err));
       return;
     }
-    await deps.db.query(
-      `update hallpass.mail_outbox set status = 'sent', sent_at = now(), payload = null, locked_until = null, last_error = null where id = $1`,
-      [mail.id],
-    );
+    await finishMail(deps.db, mail.id, 'sent');
     deps.log.info({ mailId: mail.id, transport: deps.mailer.kind }, 'mail sent');
   };
 

@@ -1,0 +1,78 @@
+import type { Queryable } from '@hallpass/db';
+
+export interface ClaimedMail {
+  id: number;
+  auth_request_id: string | null;
+  to_email: string;
+  payload: Uint8Array | null;
+  attempts: number;
+}
+
+export async function insertMail(q: Queryable, authRequestId: string, to: string): Promise<number> {
+  const { rows } = await q.query<{ id: number }>(
+    `insert into hallpass.mail_outbox (auth_request_id, to_email) values ($1, $2) returning id`,
+    [authRequestId, to],
+  );
+  return rows[0]!.id;
+}
+
+export async function setMailPayload(q: Queryable, id: number, sealed: Buffer): Promise<void> {
+  await q.query('update hallpass.mail_outbox set payload = $2 where id = $1', [id, sealed]);
+}
+
+export async function supersedeMail(q: Queryable, authRequestId: string): Promise<void> {
+  await q.query(
+    `update hallpass.mail_outbox set status = 'superseded', payload = null
+      where auth_request_id = $1 and status in ('pending', 'sending')`,
+    [authRequestId],
+  );
+}
+
+/**
+ * Claims due mail: pending rows whose time has come, and rows whose worker's lease ran out (it died
+ * mid-send). `skip locked` lets any number of instances claim side by side without sending twice.
+ * Scheduling uses the database clock, which stamped the rows.
+ */
+export async function claimDueMail(q: Queryable, leaseSeconds: number, limit: number): Promise<ClaimedMail[]> {
+  const { rows } = await q.query<ClaimedMail>(
+    `update hallpass.mail_outbox o
+        set status = 'sending', attempts = o.attempts + 1, locked_until = now() + make_interval(secs => $1)
+      where o.id in (
+        select id from hallpass.mail_outbox
+         where (status = 'pending' and next_attempt_at <= now()) or (status = 'sending' and locked_until < now())
+         order by id
+         limit $2
+         for update skip locked)
+      returning o.id, o.auth_request_id, o.to_email, o.payload, o.attempts`,
+    [leaseSeconds, limit],
+  );
+  return rows;
+}
+
+export async function isKnownAddress(q: Queryable, tenantId: string, email: string): Promise<boolean> {
+  const { rows } = await q.query<{ known: boolean }>(
+    `select exists (select 1 from public.profiles where tenant_id = $1 and email = $2) as known`,
+    [tenantId, email],
+  );
+  return rows[0]?.known ?? false;
+}
+
+/** A final state that needs no payload any more: the sealed code is dropped with it. */
+export async function finishMail(q: Queryable, id: number, status: 'sent' | 'failed' | 'expired', error?: string): Promise<void> {
+  await q.query(
+    `update hallpass.mail_outbox
+        set status = $2, payload = null, locked_until = null, last_error = $3,
+            sent_at = case when $2 = 'sent' then now() end
+      where id = $1`,
+    [id, status, error ?? null],
+  );
+}
+
+export async function retryMailLater(q: Queryable, id: number, delaySeconds: number, error: string): Promise<void> {
+  await q.query(
+    `update hallpass.mail_outbox
+        set status = 'pending', next_attempt_at = now() + make_interval(secs => $2), locked_until = null, last_error = $3
+      where id = $1`,
+    [id, delaySeconds, error],
+  );
+}
