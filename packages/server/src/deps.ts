@@ -4,6 +4,7 @@ import type { Config } from './config/config.ts';
 import type { ServerKeys } from './shared/crypto.ts';
 import type { SigningKey } from './sessions/signing-keys.ts';
 import type { MailTransport } from './mail/transports.ts';
+import type { Signal } from './shared/signal.ts';
 
 /** What the clock says; injectable so tests can move time instead of sleeping. */
 export interface Clock {
@@ -22,5 +23,7 @@ export interface Deps {
   keys: ServerKeys;
   signing: SigningKey;
   mailer: MailTransport;
+  /** Woken after a transaction that queued mail commits, so this instance's worker sends at once. */
+  mailQueued: Signal;
   clock: Clock;
 }

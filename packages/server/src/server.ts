@@ -8,6 +8,7 @@ import { systemClock, type Clock, type Deps } from './deps.ts';
 import { startOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from './mail/outbox.ts';
 import { createDevMailboxTransport, createSmtpTransport, type MailTransport } from './mail/transports.ts';
 import { deriveServerKeys } from './shared/crypto.ts';
+import { createSignal } from './shared/signal.ts';
 import { loadSecrets } from './sessions/signing-keys.ts';
 
 /** Every feature's SQL, in the order the numbers give. */
@@ -63,6 +64,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     keys: deriveServerKeys(secrets.secret),
     signing: secrets.signing,
     mailer,
+    mailQueued: createSignal(),
     clock: overrides.clock ?? systemClock,
   };
 }
@@ -91,6 +93,9 @@ export async function startServer(
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
   });
+  // Longer than the usual load balancer idle timeout (60 s), so the balancer closes idle connections
+  // first and never sends a request into one we are closing.
+  if ('keepAliveTimeout' in server) server.keepAliveTimeout = 65_000;
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   return {

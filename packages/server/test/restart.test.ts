@@ -37,7 +37,7 @@ describe('restart', () => {
     const session = await again.get('/api/auth/session');
     expect(session.status).toBe(200);
     expect(session.body.user.id).toBe(user.id);
-  });
+  }, 90_000);
 
   it.runIf(testBackend() === 'postgres')('sends mail enqueued by a server that was killed (SIGKILL) before delivering it', async () => {
     const t = await createTestDatabase();
@@ -82,5 +82,5 @@ describe('restart', () => {
     expect(mail.subject).toMatch(/\d{6}/);
     const { rm } = await import('node:fs/promises');
     await rm(env.HALLPASS_DATA_DIR, { recursive: true, force: true });
-  });
+  }, 90_000);
 });

@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
-import type { Authenticated } from '../sessions/sessions.service.ts';
+import type { AccessClaims, Authenticated } from '../sessions/sessions.service.ts';
 
 /** What middleware puts on the Hono context for handlers. */
 export interface AppEnv {
@@ -10,6 +10,8 @@ export interface AppEnv {
     requestId: string;
     log: Logger;
     auth: Authenticated;
+    /** Set by `requireAccessToken`: verified claims whose session the handler checks in its own transaction. */
+    token: { claims: AccessClaims };
     secureHeadersNonce?: string;
   };
 }

@@ -6,18 +6,16 @@ export interface ClaimedMail {
   to_email: string;
   payload: Uint8Array | null;
   attempts: number;
+  /** Whether the address already has a profile in the request's tenant: sign-in or sign-up mail. */
+  known: boolean;
 }
 
-export async function insertMail(q: Queryable, authRequestId: string, to: string): Promise<number> {
-  const { rows } = await q.query<{ id: number }>(
-    `insert into hallpass.mail_outbox (auth_request_id, to_email) values ($1, $2) returning id`,
-    [authRequestId, to],
-  );
-  return rows[0]!.id;
-}
-
-export async function setMailPayload(q: Queryable, id: number, sealed: Buffer): Promise<void> {
-  await q.query('update hallpass.mail_outbox set payload = $2 where id = $1', [id, sealed]);
+export async function insertMail(q: Queryable, authRequestId: string, to: string, sealed: Buffer): Promise<void> {
+  await q.query(`insert into hallpass.mail_outbox (auth_request_id, to_email, payload) values ($1, $2, $3)`, [
+    authRequestId,
+    to,
+    sealed,
+  ]);
 }
 
 export async function supersedeMail(q: Queryable, authRequestId: string): Promise<void> {
@@ -43,28 +41,22 @@ export async function claimDueMail(q: Queryable, leaseSeconds: number, limit: nu
          order by id
          limit $2
          for update skip locked)
-      returning o.id, o.auth_request_id, o.to_email, o.payload, o.attempts`,
+      returning o.id, o.auth_request_id, o.to_email, o.payload, o.attempts,
+        exists (select 1 from hallpass.auth_requests r join public.profiles p on p.tenant_id = r.tenant_id and p.email = r.email
+                 where r.id = o.auth_request_id) as known`,
     [leaseSeconds, limit],
   );
   return rows;
 }
 
-export async function isKnownAddress(q: Queryable, tenantId: string, email: string): Promise<boolean> {
-  const { rows } = await q.query<{ known: boolean }>(
-    `select exists (select 1 from public.profiles where tenant_id = $1 and email = $2) as known`,
-    [tenantId, email],
-  );
-  return rows[0]?.known ?? false;
-}
-
 /** A final state that needs no payload any more: the sealed code is dropped with it. */
-export async function finishMail(q: Queryable, id: number, status: 'sent' | 'failed' | 'expired', error?: string): Promise<void> {
+export async function finishMail(q: Queryable, ids: number[], status: 'sent' | 'failed' | 'expired', error?: string): Promise<void> {
   await q.query(
     `update hallpass.mail_outbox
         set status = $2, payload = null, locked_until = null, last_error = $3,
             sent_at = case when $2 = 'sent' then now() end
-      where id = $1`,
-    [id, status, error ?? null],
+      where id = any($1::bigint[])`,
+    [ids, status, error ?? null],
   );
 }
 

@@ -2,16 +2,7 @@ import type { Queryable } from '@hallpass/db';
 import type { Deps } from '../deps.ts';
 import { seal, unseal } from '../shared/crypto.ts';
 import { renderSignInMail } from './templates.ts';
-import {
-  claimDueMail,
-  finishMail,
-  insertMail,
-  isKnownAddress,
-  retryMailLater,
-  setMailPayload,
-  supersedeMail,
-  type ClaimedMail,
-} from './outbox.repository.ts';
+import { claimDueMail, finishMail, insertMail, retryMailLater, supersedeMail, type ClaimedMail } from './outbox.repository.ts';
 
 /** What a sign-in email needs; sealed at rest because it carries the code and link. */
 export interface SignInMailPayload {
@@ -21,15 +12,21 @@ export interface SignInMailPayload {
   expiresAt: string;
 }
 
+/**
+ * Seals a sign-in mail's data (it carries the code and link) for the outbox. The auth request id is
+ * the associated data: a sealed payload cannot be moved to another request's mail.
+ */
+export function sealSignInMail(deps: Pick<Deps, 'keys'>, authRequestId: string, payload: SignInMailPayload): Buffer {
+  return seal(deps.keys, JSON.stringify(payload), `outbox:${authRequestId}`);
+}
+
 /** Enqueues in the caller's transaction: the mail exists exactly when the auth request does. */
 export async function enqueueSignInMail(
   deps: Pick<Deps, 'keys'>,
   tx: Queryable,
   m: { authRequestId: string; to: string; payload: SignInMailPayload },
 ): Promise<void> {
-  const id = await insertMail(tx, m.authRequestId, m.to);
-  // The row id is the associated data: a sealed payload cannot be moved to another row.
-  await setMailPayload(tx, id, seal(deps.keys, JSON.stringify(m.payload), `outbox:${id}`));
+  await insertMail(tx, m.authRequestId, m.to, sealSignInMail(deps, m.authRequestId, m.payload));
 }
 
 /** Older mail for a request that was resent would carry a dead code: do not send it. */
@@ -62,7 +59,7 @@ export interface OutboxWorker {
  * exponentially; an SMTP outage delays mail but loses none.
  */
 export async function startOutboxWorker(
-  deps: Pick<Deps, 'db' | 'keys' | 'mailer' | 'config' | 'log' | 'clock'>,
+  deps: Pick<Deps, 'db' | 'keys' | 'mailer' | 'mailQueued' | 'config' | 'log' | 'clock'>,
   options: OutboxWorkerOptions = {},
 ): Promise<OutboxWorker> {
   const pollMs = options.pollMs ?? 1000;
@@ -77,23 +74,20 @@ export async function startOutboxWorker(
 
   const claim = () => claimDueMail(deps.db, leaseSeconds, batchSize);
 
-  const deliver = async (mail: ClaimedMail): Promise<void> => {
-    if (!mail.payload) {
-      await finishMail(deps.db, mail.id, 'failed', 'no payload');
-      return;
-    }
-    const payload = JSON.parse(unseal(deps.keys, mail.payload, `outbox:${mail.id}`)) as SignInMailPayload;
+  type Outcome = 'sent' | 'expired' | 'failed' | 'retrying';
+
+  // Sends one claimed mail; final states are recorded by the caller for the whole batch at once.
+  const deliver = async (mail: ClaimedMail): Promise<Outcome> => {
+    if (!mail.payload) return 'failed';
+    const payload = JSON.parse(unseal(deps.keys, mail.payload, `outbox:${mail.auth_request_id}`)) as SignInMailPayload;
     const now = deps.clock.now();
     const expiresAt = new Date(payload.expiresAt);
-    if (expiresAt <= now) {
-      await finishMail(deps.db, mail.id, 'expired');
-      return;
-    }
+    // A code that no longer works is not worth an email.
+    if (expiresAt <= now) return 'expired';
     // Sign-up or sign-in is decided here, off the request path, so /send does the same work for
     // known and unknown addresses.
-    const known = await isKnownAddress(deps.db, payload.tenantId, mail.to_email);
     const rendered = renderSignInMail({
-      kind: known ? 'SIGNIN' : 'SIGNUP',
+      kind: mail.known ? 'SIGNIN' : 'SIGNUP',
       code: payload.code,
       link: payload.link,
       expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - now.getTime()) / 60_000)),
@@ -101,16 +95,18 @@ export async function startOutboxWorker(
     });
     try {
       await deps.mailer.send({ to: mail.to_email, from: deps.config.mail.from, ...rendered, code: payload.code, link: payload.link });
+      return 'sent';
     } catch (err) {
       const giveUp = mail.attempts >= maxAttempts;
-      const backoff = Math.min(maxBackoffMs, baseBackoffMs * 2 ** (mail.attempts - 1)) * (0.8 + Math.random() * 0.4);
       deps.log.warn({ mailId: mail.id, attempts: mail.attempts, giveUp, err: errorSummary(err) }, 'mail delivery failed');
-      if (giveUp) await finishMail(deps.db, mail.id, 'failed', errorSummary(err));
-      else await retryMailLater(deps.db, mail.id, backoff / 1000, errorSummary(err));
-      return;
+      if (giveUp) {
+        await finishMail(deps.db, [mail.id], 'failed', errorSummary(err));
+        return 'retrying';
+      }
+      const backoff = Math.min(maxBackoffMs, baseBackoffMs * 2 ** (mail.attempts - 1)) * (0.8 + Math.random() * 0.4);
+      await retryMailLater(deps.db, mail.id, backoff / 1000, errorSummary(err));
+      return 'retrying';
     }
-    await finishMail(deps.db, mail.id, 'sent');
-    deps.log.info({ mailId: mail.id, transport: deps.mailer.kind }, 'mail sent');
   };
 
   const round = async (): Promise<number> => {
@@ -118,11 +114,20 @@ export async function startOutboxWorker(
     for (;;) {
       const batch = await claim();
       if (batch.length === 0) return total;
-      await Promise.all(
+      const outcomes = await Promise.all(
         batch.map((m) =>
-          deliver(m).catch((err: unknown) => deps.log.error({ mailId: m.id, err: errorSummary(err) }, 'mail worker error')),
+          deliver(m).catch((err: unknown): Outcome => {
+            deps.log.error({ mailId: m.id, err: errorSummary(err) }, 'mail worker error');
+            return 'retrying'; // left leased: taken again when the lease runs out
+          }),
         ),
       );
+      const ids = (o: Outcome) => batch.filter((_, i) => outcomes[i] === o).map((m) => m.id);
+      if (ids('sent').length) await finishMail(deps.db, ids('sent'), 'sent');
+      if (ids('expired').length) await finishMail(deps.db, ids('expired'), 'expired');
+      if (ids('failed').length) await finishMail(deps.db, ids('failed'), 'failed', 'no payload');
+      const sent = ids('sent').length;
+      if (sent) deps.log.info({ sent, transport: deps.mailer.kind }, 'mail sent');
       total += batch.length;
       if (stopped) return total;
     }
@@ -149,6 +154,9 @@ export async function startOutboxWorker(
     return running;
   };
 
+  // Woken in-process after a sending transaction commits; `NOTIFY hallpass_mail_outbox` wakes it from
+  // elsewhere; the poll catches mail queued by an instance that died before sending it.
+  const unsubscribe = deps.mailQueued.subscribe(() => void kick());
   const unlisten = await deps.db.listen('hallpass_mail_outbox', () => void kick(), () => void kick());
   const timer = setInterval(() => void kick(), pollMs);
   timer.unref();
@@ -162,6 +170,7 @@ export async function startOutboxWorker(
     async stop() {
       stopped = true;
       clearInterval(timer);
+      unsubscribe();
       await unlisten();
       if (running) await running;
     },

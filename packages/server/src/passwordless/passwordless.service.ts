@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { resetRole, setClaims, type Tx } from '@hallpass/db';
+import type { Tx } from '@hallpass/db';
 import type { PasswordlessType, SendResponse } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
-import { enqueueSignInMail, supersedePendingMail } from '../mail/outbox.ts';
-import { upsertProfileOnLogin, type ProfileRow } from '../profiles/profiles.repository.ts';
-import { startSession, type IssuedSession } from '../sessions/sessions.service.ts';
+import { enqueueSignInMail, sealSignInMail, supersedePendingMail } from '../mail/outbox.ts';
+import type { ProfileRow } from '../profiles/profiles.repository.ts';
+import { issueNewSession, prepareSession, type IssuedSession } from '../sessions/sessions.service.ts';
 import { digest, digestsEqual, generateCode, generateToken } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import {
-  consumeAuthRequest,
+  completeSignInWrite,
+  findAuthRequest,
   findAuthRequestByLink,
-  insertAuthRequest,
+  insertAuthRequestWithMail,
   lockAuthRequest,
   lockOut,
   recordFailedAttempt,
@@ -43,7 +44,7 @@ export interface SendResult {
   binding?: string;
 }
 
-type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock'>;
+type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock' | 'mailQueued'>;
 
 const sendLimitCodes = ['email_rate_limited_minute', 'email_rate_limited_hour', 'ip_rate_limited'] as const;
 
@@ -79,8 +80,13 @@ function linkUrl(deps: PwDeps, token: string | null): string | null {
   return token ? `${deps.config.baseUrl}/passwordless/verify?link_token=${token}` : null;
 }
 
-async function throwIfLimited(deps: PwDeps, tx: Parameters<typeof takeRateLimits>[0], rules: RateLimitRule[]): Promise<void> {
-  const refused = await takeRateLimits(tx, rules);
+/**
+ * Takes the send limits in a statement of their own, before the transaction that writes the request:
+ * the counters' row locks are then held for microseconds, not across that transaction's disk flush,
+ * so many users behind one address do not queue behind each other.
+ */
+async function throwIfLimited(deps: PwDeps, rules: RateLimitRule[]): Promise<void> {
+  const refused = await takeRateLimits(deps.db, rules);
   if (refused) throw new AppError(sendLimitCodes[refused.rejected]!, { retryAfter: refused.retryAfter });
 }
 
@@ -97,9 +103,16 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
   const secrets = freshSecrets(deps, type, id);
   const binding = deps.config.passwordless.enforceSameBrowser ? generateToken() : undefined;
   const expiresAt = new Date(deps.clock.now().getTime() + expiresIn * 1000);
-  await deps.db.transaction(async (tx) => {
-    await throwIfLimited(deps, tx, sendLimits(deps, tenantId, input.email, ctx.ip));
-    await insertAuthRequest(tx, {
+  await throwIfLimited(deps, sendLimits(deps, tenantId, input.email, ctx.ip));
+  const mail = sealSignInMail(deps, id, {
+    tenantId,
+    code: secrets.code,
+    link: linkUrl(deps, secrets.linkToken),
+    expiresAt: expiresAt.toISOString(),
+  });
+  await insertAuthRequestWithMail(
+    deps.db,
+    {
       id,
       tenantId,
       email: input.email,
@@ -112,13 +125,10 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
       expiresAt,
       ip: ctx.ip,
       userAgent: ctx.userAgent?.slice(0, 512) ?? null,
-    });
-    await enqueueSignInMail(deps, tx, {
-      authRequestId: id,
-      to: input.email,
-      payload: { tenantId, code: secrets.code, link: linkUrl(deps, secrets.linkToken), expiresAt: expiresAt.toISOString() },
-    });
-  });
+    },
+    mail,
+  );
+  deps.mailQueued.wake();
   return {
     response: { authRequestId: id, expiresAt: expiresAt.toISOString(), expiresIn, passwordlessType: type },
     ...(binding ? { binding } : {}),
@@ -128,12 +138,16 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
 /** Issues a fresh code and link for a live request; the old ones stop working at once. */
 export async function resendPasswordless(deps: PwDeps, authRequestId: string, ctx: RequestContext): Promise<SendResponse> {
   const expiresIn = deps.config.passwordless.expiresIn;
-  return deps.db.transaction(async (tx) => {
-    const req = await lockAuthRequest(tx, authRequestId);
+  const checkLive = (req: AuthRequestRow | undefined): AuthRequestRow => {
     if (!req) throw new AppError('auth_request_not_found');
     if (req.consumed_at) throw new AppError('auth_request_used');
     if (req.locked_at) throw new AppError('too_many_attempts');
-    await throwIfLimited(deps, tx, sendLimits(deps, req.tenant_id, req.email, ctx.ip));
+    return req;
+  };
+  const first = checkLive(await findAuthRequest(deps.db, authRequestId));
+  await throwIfLimited(deps, sendLimits(deps, first.tenant_id, first.email, ctx.ip));
+  const response = await deps.db.transaction(async (tx) => {
+    const req = checkLive(await lockAuthRequest(tx, authRequestId));
     const secrets = freshSecrets(deps, req.passwordless_type, req.id);
     const expiresAt = new Date(deps.clock.now().getTime() + expiresIn * 1000);
     await replaceSecrets(tx, req.id, { codeHash: secrets.codeHash, linkHash: secrets.linkHash, expiresAt });
@@ -145,6 +159,8 @@ export async function resendPasswordless(deps: PwDeps, authRequestId: string, ct
     });
     return { authRequestId: req.id, expiresAt: expiresAt.toISOString(), expiresIn, passwordlessType: req.passwordless_type };
   });
+  deps.mailQueued.wake();
+  return response;
 }
 
 export interface Verified {
@@ -231,7 +247,8 @@ export async function verifyLink(deps: PwDeps, linkToken: string, ctx: RequestCo
 
 /**
  * The verified email becomes a session: consume the request, upsert the profile as service_role
- * (RLS bypassed: no row exists yet on first login), then open the session. One transaction.
+ * (RLS bypassed: no row exists yet on first login), then open the session. One transaction, so a
+ * failure anywhere leaves the code unused and nothing half-written.
  */
 async function completeSignIn(
   deps: PwDeps,
@@ -240,12 +257,17 @@ async function completeSignIn(
   method: 'otp' | 'magic_link',
   ctx: RequestContext,
 ): Promise<Verified> {
-  const now = deps.clock.now();
-  await consumeAuthRequest(tx, req.id, now);
-  await setClaims(tx, { role: 'service_role' });
-  const { profile, created } = await upsertProfileOnLogin(tx, req.tenant_id, req.email, now);
-  await resetRole(tx);
-  const issued = await startSession(deps, tx, { profile, method, userAgent: ctx.userAgent, ip: ctx.ip });
+  const prepared = prepareSession(deps, method);
+  const { profile, created, session } = await completeSignInWrite(tx, {
+    authRequestId: req.id,
+    at: deps.clock.now(),
+    amr: prepared.amr,
+    userAgent: ctx.userAgent?.slice(0, 512) ?? null,
+    ip: ctx.ip,
+    sessionExpiresAt: prepared.expiresAt,
+    refreshHash: prepared.refreshHash,
+  });
+  const issued = await issueNewSession(deps, profile, session, prepared.refreshToken);
   return { profile, created, issued, state: req.state, redirectTo: req.redirect_to };
 }
 

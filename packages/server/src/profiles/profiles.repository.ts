@@ -15,8 +15,8 @@ export interface ProfileRow {
 const profileColumns = 'id, tenant_id, email, name, metadata, last_login, created_at, updated_at';
 
 /**
- * The sign-in sync (run as service_role): creates the profile on first login, else stamps
- * last_login. `created` tells sign-up from sign-in (xmax is 0 only for a freshly inserted row).
+ * The sign-in sync, as service_role (the SQL function is owned by it): creates the profile on first
+ * login, else stamps last_login. `created` tells sign-up from sign-in.
  */
 export async function upsertProfileOnLogin(
   q: Queryable,
@@ -25,9 +25,7 @@ export async function upsertProfileOnLogin(
   at: Date,
 ): Promise<{ profile: ProfileRow; created: boolean }> {
   const { rows } = await q.query<ProfileRow & { created: boolean }>(
-    `insert into public.profiles (tenant_id, email, last_login) values ($1, $2, $3)
-     on conflict (tenant_id, email) do update set last_login = excluded.last_login
-     returning ${profileColumns}, (xmax = 0) as created`,
+    `select ${profileColumns}, created from hallpass.sync_profile_on_login($1, $2, $3)`,
     [tenantId, email, at],
   );
   const { created, ...profile } = rows[0]!;

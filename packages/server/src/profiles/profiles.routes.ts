@@ -1,10 +1,10 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { asUser } from '@hallpass/db';
 import type { Deps } from '../deps.ts';
 import type { AppEnv } from '../http/context.ts';
 import { readJson } from '../http/json.ts';
-import { requireAuth } from '../sessions/sessions.routes.ts';
+import { requireAccessToken } from '../sessions/sessions.routes.ts';
+import { asSessionUser } from '../sessions/sessions.service.ts';
 import { AppError } from '../shared/errors.ts';
 import { selectVisibleProfile, toUser, updateVisibleProfile } from './profiles.repository.ts';
 
@@ -21,11 +21,11 @@ const patchBody = z
  */
 export function profileRoutes(deps: Deps) {
   const app = new Hono<AppEnv>();
-  app.use('/api/profile', requireAuth(deps));
+  app.use('/api/profile', requireAccessToken(deps));
 
   app.get('/api/profile', async (c) => {
-    const { claims } = c.var.auth;
-    const row = await asUser(deps.db, claims, (tx) => selectVisibleProfile(tx, claims.sub));
+    const { claims } = c.var.token;
+    const row = await asSessionUser(deps, claims, (tx) => selectVisibleProfile(tx, claims.sub));
     if (!row) throw new AppError('not_found');
     return c.json({ profile: toUser(row) });
   });
@@ -35,8 +35,8 @@ export function profileRoutes(deps: Deps) {
     if (body.metadata && JSON.stringify(body.metadata).length > 8000) {
       throw new AppError('invalid_request', { details: { issues: [{ path: 'metadata', message: 'at most 8 KB' }] } });
     }
-    const { claims } = c.var.auth;
-    const row = await asUser(deps.db, claims, (tx) => updateVisibleProfile(tx, claims.sub, body));
+    const { claims } = c.var.token;
+    const row = await asSessionUser(deps, claims, (tx) => updateVisibleProfile(tx, claims.sub, body));
     if (!row) throw new AppError('not_found');
     return c.json({ profile: toUser(row) });
   });

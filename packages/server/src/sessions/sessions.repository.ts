@@ -86,3 +86,18 @@ export async function listLiveSessions(q: Queryable, profileId: string, now: Dat
   );
   return rows;
 }
+
+/**
+ * Switches the transaction to role authenticated with the given claims, but only if the session is
+ * live: FROM/WHERE run first (as the server's role, which may read hallpass.sessions), and set_config
+ * is evaluated only for a matching row. Returns false, having changed nothing, for a dead session.
+ */
+export async function setClaimsIfSessionLive(q: Queryable, sessionId: string, profileId: string, claimsJson: string, now: Date): Promise<boolean> {
+  const { rows } = await q.query(
+    `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $3, true)
+       from hallpass.sessions
+      where id = $1 and profile_id = $2 and revoked_at is null and expires_at > $4`,
+    [sessionId, profileId, claimsJson, now],
+  );
+  return rows.length === 1;
+}

@@ -1,4 +1,4 @@
-import { Hono, type MiddlewareHandler } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import type { Deps } from '../deps.ts';
 import type { AppEnv } from '../http/context.ts';
@@ -6,7 +6,28 @@ import { clearSessionCookies, readSessionCookies, setSessionCookies } from '../h
 import { findProfileById, toUser } from '../profiles/profiles.repository.ts';
 import { AppError } from '../shared/errors.ts';
 import { listLiveSessions, revokeSessionRow } from './sessions.repository.ts';
-import { authenticate, refreshSession, revokeSession, toSessionInfo } from './sessions.service.ts';
+import { authenticate, checkTokens, refreshSession, revokeSession, toSessionInfo, type IssuedSession } from './sessions.service.ts';
+
+type Tokens = { accessToken: string | undefined; refreshToken: string | undefined };
+
+function requestTokens(c: Context, deps: Deps): { tokens: Tokens; bearer: boolean } {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+  if (bearer) return { tokens: { accessToken: bearer, refreshToken: undefined }, bearer: true };
+  return { tokens: readSessionCookies(c, deps.config), bearer: false };
+}
+
+// Runs `check`, setting renewed cookies; on failure clears dead cookies so the browser stops sending them.
+async function withCookieUpkeep<T extends { renewed?: IssuedSession }>(c: Context, deps: Deps, check: (tokens: Tokens) => Promise<T>): Promise<T> {
+  const { tokens, bearer } = requestTokens(c, deps);
+  try {
+    const result = await check(tokens);
+    if (result.renewed) setSessionCookies(c, deps.config, result.renewed);
+    return result;
+  } catch (err) {
+    if (err instanceof AppError && !bearer && (tokens.accessToken || tokens.refreshToken)) clearSessionCookies(c, deps.config);
+    throw err;
+  }
+}
 
 /**
  * Requires a live session: the access cookie (renewed from the refresh cookie when expired), or an
@@ -14,17 +35,20 @@ import { authenticate, refreshSession, revokeSession, toSessionInfo } from './se
  */
 export function requireAuth(deps: Deps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
-    const tokens = bearer ? { accessToken: bearer, refreshToken: undefined } : readSessionCookies(c, deps.config);
-    try {
-      const auth = await authenticate(deps, tokens);
-      if (auth.renewed) setSessionCookies(c, deps.config, auth.renewed);
-      c.set('auth', auth);
-    } catch (err) {
-      // Dead cookies are cleared so the browser stops sending them.
-      if (err instanceof AppError && !bearer && (tokens.accessToken || tokens.refreshToken)) clearSessionCookies(c, deps.config);
-      throw err;
-    }
+    c.set('auth', await withCookieUpkeep(c, deps, (tokens) => authenticate(deps, tokens)));
+    await next();
+  };
+}
+
+/**
+ * Like `requireAuth`, but leaves the live-session check to the handler's own transaction
+ * (`asSessionUser`), which makes it in the statement that sets the claims: one round trip fewer on
+ * the hottest reads. Handlers behind this must query only through `asSessionUser`.
+ */
+export function requireAccessToken(deps: Deps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const { claims } = await withCookieUpkeep(c, deps, (tokens) => checkTokens(deps, tokens));
+    c.set('token', { claims });
     await next();
   };
 }

@@ -1,4 +1,4 @@
-import type { Queryable } from '@hallpass/db';
+import type { Tx } from '@hallpass/db';
 import type { SessionInfo } from '@hallpass/protocol';
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { Deps } from '../deps.ts';
@@ -9,10 +9,10 @@ import {
   extendSession,
   findLiveSession,
   insertRefreshToken,
-  insertSession,
   lockRefreshToken,
   markRefreshTokenRotated,
   revokeSessionRow,
+  setClaimsIfSessionLive,
   type SessionRow,
 } from './sessions.repository.ts';
 
@@ -42,28 +42,27 @@ export interface IssuedSession {
 
 type SessionDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db'>;
 
-/**
- * Opens a session for a verified profile inside the caller's transaction (the same one that
- * consumed the code and synced the profile, so a failure leaves neither behind).
- */
-export async function startSession(
+/** The first tokens of a session that was just written (see `completeSignInWrite`). */
+export async function issueNewSession(
   deps: SessionDeps,
-  tx: Queryable,
-  input: { profile: ProfileRow; method: 'otp' | 'magic_link'; userAgent: string | null; ip: string | null },
+  profile: ProfileRow,
+  session: SessionRow,
+  refreshToken: string,
 ): Promise<IssuedSession> {
-  const now = deps.clock.now();
-  const session = await insertSession(tx, {
-    profileId: input.profile.id,
-    tenantId: input.profile.tenant_id,
-    amr: [{ method: input.method, timestamp: Math.floor(now.getTime() / 1000) }],
-    userAgent: input.userAgent?.slice(0, 512) ?? null,
-    ip: input.ip,
-    expiresAt: new Date(now.getTime() + deps.config.sessions.refreshTokenTtl * 1000),
-  });
-  const refreshToken = generateToken();
-  await insertRefreshToken(tx, session.id, digest(deps.keys, 'refresh', refreshToken));
-  const { token, claims } = await signAccessToken(deps, input.profile, session);
+  const { token, claims } = await signAccessToken(deps, profile, session);
   return { session, accessToken: token, refreshToken, claims };
+}
+
+/** What a new session needs before it is written: its refresh token and window. */
+export function prepareSession(deps: SessionDeps, method: 'otp' | 'magic_link') {
+  const now = deps.clock.now();
+  const refreshToken = generateToken();
+  return {
+    refreshToken,
+    refreshHash: digest(deps.keys, 'refresh', refreshToken),
+    amr: [{ method, timestamp: Math.floor(now.getTime() / 1000) }] as SessionRow['amr'],
+    expiresAt: new Date(now.getTime() + deps.config.sessions.refreshTokenTtl * 1000),
+  };
 }
 
 export async function signAccessToken(
@@ -131,19 +130,31 @@ export async function authenticate(
   deps: SessionDeps,
   tokens: { accessToken: string | undefined; refreshToken: string | undefined },
 ): Promise<Authenticated> {
+  const checked = await checkTokens(deps, tokens);
+  if (checked.renewed) return { claims: checked.claims, session: checked.renewed.session, renewed: checked.renewed };
+  const session = await findLiveSession(deps.db, checked.claims.session_id, deps.clock.now());
+  if (!session || session.profile_id !== checked.claims.sub) throw new AppError('session_expired');
+  return { claims: checked.claims, session };
+}
+
+/**
+ * The token half of `authenticate`: a valid access token, or a refresh-token exchange when it is
+ * missing or merely expired. The caller must still check the session is live; `asSessionUser` does
+ * that in the same statement that sets the claims.
+ */
+export async function checkTokens(
+  deps: SessionDeps,
+  tokens: { accessToken: string | undefined; refreshToken: string | undefined },
+): Promise<{ claims: AccessClaims; renewed?: IssuedSession }> {
   if (tokens.accessToken) {
     const check = await verifyAccessToken(deps, tokens.accessToken);
-    if (check.ok) {
-      const session = await findLiveSession(deps.db, check.claims.session_id, deps.clock.now());
-      if (!session || session.profile_id !== check.claims.sub) throw new AppError('session_expired');
-      return { claims: check.claims, session };
-    }
+    if (check.ok) return { claims: check.claims };
     // A forged or broken token is refused outright; only an honest, expired one may be renewed.
     if (!check.expired) throw new AppError('unauthenticated');
   }
   if (!tokens.refreshToken) throw new AppError('unauthenticated');
   const renewed = await refreshSession(deps, tokens.refreshToken);
-  return { claims: renewed.claims, session: renewed.session, renewed };
+  return { claims: renewed.claims, renewed };
 }
 
 /**
@@ -182,6 +193,20 @@ export async function refreshSession(deps: SessionDeps, refreshToken: string): P
   });
   if (outcome.kind !== 'ok') throw new AppError('session_expired');
   return outcome.issued;
+}
+
+/**
+ * Runs `fn` as the signed-in user (role authenticated, their claims) in a transaction whose first
+ * statement also checks that the session is still live: revocation takes effect at once, and the
+ * check costs no extra round trip.
+ */
+export async function asSessionUser<T>(deps: Pick<Deps, 'db' | 'clock'>, claims: AccessClaims, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return deps.db.transaction(async (tx) => {
+    if (!(await setClaimsIfSessionLive(tx, claims.session_id, claims.sub, JSON.stringify(claims), deps.clock.now()))) {
+      throw new AppError('session_expired');
+    }
+    return fn(tx);
+  });
 }
 
 export async function revokeSession(deps: Pick<Deps, 'db' | 'clock'>, sessionId: string, reason: 'logout' | 'revoked_by_user'): Promise<boolean> {

@@ -15,19 +15,13 @@ create table hallpass.mail_outbox (
   created_at timestamptz not null default now(),
   sent_at timestamptz
 );
-create index mail_outbox_due_idx on hallpass.mail_outbox (next_attempt_at) where status in ('pending', 'sending');
+create index mail_outbox_pending_idx on hallpass.mail_outbox (next_attempt_at) where status = 'pending';
+create index mail_outbox_leased_idx on hallpass.mail_outbox (locked_until) where status = 'sending';
 create index mail_outbox_auth_request_idx on hallpass.mail_outbox (auth_request_id);
 
-create or replace function hallpass.notify_mail_outbox() returns trigger
-language plpgsql
-as $$
-begin
-  perform pg_notify('hallpass_mail_outbox', '');
-  return null;
-end $$;
-
-create trigger mail_outbox_notify after insert on hallpass.mail_outbox
-  for each statement execute function hallpass.notify_mail_outbox();
+-- No NOTIFY trigger here on purpose: a transaction that notifies holds a database-wide lock through
+-- its commit's disk flush, which would serialise every sign-in. The enqueuing instance wakes its own
+-- worker after commit and notifies the others outside the transaction; workers also poll.
 
 -- Development only: what would have been sent. Holds codes in clear, which is why it is off whenever
 -- SMTP is configured or the server runs in production.

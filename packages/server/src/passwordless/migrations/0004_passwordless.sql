@@ -26,7 +26,10 @@ create unique index auth_requests_link_hash_key on hallpass.auth_requests (link_
 create index auth_requests_expires_idx on hallpass.auth_requests (expires_at);
 
 -- Generic cell rate limiting (GCRA): one row per key holding its theoretical arrival time.
-create table hallpass.rate_limits (
+-- Unlogged: taking a unit writes no WAL and waits for no fsync, so one hot key (many users behind one
+-- NAT) does not serialise sign-ins on disk flushes. The counters survive server restarts and clean
+-- database restarts; only a database crash resets them, which costs one window of extra allowance.
+create unlogged table hallpass.rate_limits (
   key text primary key,
   tat timestamptz not null
 );

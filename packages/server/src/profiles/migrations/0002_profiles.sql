@@ -109,3 +109,19 @@ end $$;
 
 create trigger profiles_audit after insert or update or delete on public.profiles
   for each row execute function hallpass.audit_profile_change();
+
+-- The sign-in sync: runs as service_role (security definer, owned by it), so the server's own write
+-- bypasses RLS as the guide prescribes and the audit trail records role service_role, in one round
+-- trip inside the verify transaction.
+create or replace function hallpass.sync_profile_on_login(p_tenant uuid, p_email text, p_at timestamptz)
+returns table (id uuid, tenant_id uuid, email text, name text, metadata jsonb, last_login timestamptz,
+               created_at timestamptz, updated_at timestamptz, created boolean)
+language sql security definer set search_path = pg_catalog, public
+as $$
+  insert into public.profiles as p (tenant_id, email, last_login) values (p_tenant, p_email, p_at)
+  on conflict (tenant_id, email) do update set last_login = excluded.last_login
+  returning p.id, p.tenant_id, p.email, p.name, p.metadata, p.last_login, p.created_at, p.updated_at, (p.xmax = 0);
+$$;
+alter function hallpass.sync_profile_on_login(uuid, text, timestamptz) owner to service_role;
+revoke all on function hallpass.sync_profile_on_login(uuid, text, timestamptz) from public;
+grant usage on schema hallpass to service_role;

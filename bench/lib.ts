@@ -1,0 +1,170 @@
+// Shared bench plumbing: a scratch database, a child server process, latency statistics, CPU time.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+export const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A fresh database on the bench PostgreSQL server, dropped by `drop()`. */
+export async function scratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `hallpass_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const a = new pg.Client({ connectionString: adminUrl });
+      await a.connect();
+      await a.query(`drop database if exists ${name} with (force)`);
+      await a.end();
+    },
+  };
+}
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  s.close();
+  return port;
+}
+
+/** Starts `hallpass serve` in its own process (so its CPU time is its own) and waits until it listens. */
+export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+  const port = await freePort();
+  const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve'], {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('listening')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start: ${out}`);
+    await Promise.race([once(child.stdout!, 'data'), once(child, 'exit')]);
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    child,
+    async stop() {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** CPU milliseconds (user + system) a process has used, from /proc. */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export interface RunResult {
+  done: number;
+  failed: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+/**
+ * Runs `task` with `concurrency` workers until `count` tasks ran or `maxSeconds` passed (both bound
+ * the run), and returns throughput and latency percentiles in ms.
+ */
+export async function runLoad(concurrency: number, count: number, maxSeconds: number, task: (i: number) => Promise<void>): Promise<RunResult> {
+  const latencies: number[] = [];
+  let next = 0;
+  let failed = 0;
+  let firstError: unknown;
+  const started = performance.now();
+  const deadline = started + maxSeconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count && performance.now() < deadline) {
+        const i = next++;
+        const t0 = performance.now();
+        try {
+          await task(i);
+          latencies.push(performance.now() - t0);
+        } catch (err) {
+          failed++;
+          firstError ??= err;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  if (firstError) console.error('first failure:', firstError);
+  latencies.sort((a, b) => a - b);
+  return {
+    done: latencies.length,
+    failed,
+    seconds,
+    perSecond: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+  };
+}
+
+/** A small keep-alive JSON client over node:http (lighter than fetch, so the load generator stays cheap). */
+export function jsonClient(base: string, maxSockets: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets });
+  const { hostname, port } = new URL(base);
+  return function call(method: string, path: string, body?: unknown, cookie?: string): Promise<{ status: number; body: any; cookies: string[] }> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          agent,
+          hostname,
+          port,
+          method,
+          path,
+          headers: {
+            ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+            ...(method !== 'GET' ? { origin: base } : {}),
+            ...(cookie ? { cookie } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString();
+            resolve({
+              status: res.statusCode ?? 0,
+              body: text && res.headers['content-type']?.includes('json') ? JSON.parse(text) : text,
+              cookies: (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!),
+            });
+          });
+        },
+      );
+      // Without this, small keep-alive requests wait on Nagle + delayed ACK (~40 ms each).
+      req.on('socket', (socket) => socket.setNoDelay(true));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  };
+}
+
+export const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');

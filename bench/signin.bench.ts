@@ -1,0 +1,170 @@
+// Full passwordless sign-ins against the PostgreSQL server: send -> the code arrives by real SMTP ->
+// verify -> read the profile. Baseline: the same SQL statements (the repositories' own functions)
+// driven straight through `pg` at the same concurrency, in the same run. Prints sign-ins/s,
+// p50/p95/p99, server CPU ms per sign-in, and ours/baseline.
+import { randomUUID } from 'node:crypto';
+import { SMTPServer } from 'smtp-server';
+import type { AddressInfo } from 'node:net';
+import { openPostgres, type Db } from '@hallpass/db';
+import { claimDueMail, finishMail } from '../packages/server/src/mail/outbox.repository.ts';
+import {
+  completeSignInWrite,
+  insertAuthRequestWithMail,
+  lockAuthRequest,
+  takeRateLimits,
+} from '../packages/server/src/passwordless/passwordless.repository.ts';
+import { selectVisibleProfile } from '../packages/server/src/profiles/profiles.repository.ts';
+import { setClaimsIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
+import { cpuMs, fmt, jsonClient, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
+
+const levels = (process.env.BENCH_CONCURRENCY ?? '8,32,128').split(',').map(Number);
+const perLevel = Number(process.env.BENCH_SIGNINS ?? 2000);
+const maxSeconds = Number(process.env.BENCH_SECONDS ?? 20);
+const tenant = '00000000-0000-0000-0000-000000000000';
+
+/** A real SMTP server in this process; resolves each address's code as its mail arrives. */
+async function smtpCodeSink() {
+  const waiting = new Map<string, (code: string) => void>();
+  const arrived = new Map<string, string>();
+  const server = new SMTPServer({
+    authOptional: true,
+    hideSTARTTLS: true,
+    disableReverseLookup: true,
+    logger: false,
+    onData(stream, session, callback) {
+      let raw = '';
+      stream.on('data', (c: Buffer) => (raw += c.toString()));
+      stream.on('end', () => {
+        const to = session.envelope.rcptTo[0]?.address.toLowerCase() ?? '';
+        const code = /Your code: (\d{6})/.exec(raw)?.[1] ?? '';
+        const w = waiting.get(to);
+        if (w) (waiting.delete(to), w(code));
+        else arrived.set(to, code);
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`,
+    code(to: string): Promise<string> {
+      const have = arrived.get(to);
+      if (have) return (arrived.delete(to), Promise.resolve(have));
+      return new Promise((resolve) => waiting.set(to, resolve));
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+async function measureOurs(): Promise<Map<number, RunResult & { cpuPerSignIn: number }>> {
+  const database = await scratchDatabase();
+  const sink = await smtpCodeSink();
+  const server = await startServerProcess({
+    DATABASE_URL: database.url,
+    SMTP_URL: sink.url,
+    DEV_MAILBOX: 'false',
+    HALLPASS_SECRET: 'bench-secret-bench-secret-bench-secret-1234',
+    HALLPASS_DATA_DIR: `/tmp/hallpass-bench-${process.pid}`,
+    // One load generator is one IP: lift the per-IP and per-address limits for the bench only.
+    RATE_LIMIT_IP_PER_10_MINUTES: '1000000',
+    RATE_LIMIT_EMAIL_PER_MINUTE: '1000',
+    DATABASE_POOL_SIZE: '32',
+  });
+  const results = new Map<number, RunResult & { cpuPerSignIn: number }>();
+  try {
+    for (const concurrency of levels) {
+      const call = jsonClient(server.url, concurrency * 2);
+      const run = `${concurrency}-${Date.now()}`;
+      const signIn = async (i: number) => {
+        const email = `bench-${run}-${i}@example.com`;
+        const sent = await call('POST', '/api/auth/passwordless/send', { email });
+        if (sent.status !== 200) throw new Error(`send ${sent.status} ${JSON.stringify(sent.body)}`);
+        const code = await sink.code(email);
+        const verified = await call('POST', '/api/auth/passwordless/verify', { authRequestId: sent.body.authRequestId, code });
+        if (verified.status !== 200) throw new Error(`verify ${verified.status} ${JSON.stringify(verified.body)}`);
+        const profile = await call('GET', '/api/profile', undefined, verified.cookies.join('; '));
+        if (profile.status !== 200 || profile.body.profile.email !== email) throw new Error(`profile ${profile.status}`);
+      };
+      await runLoad(concurrency, concurrency * 4, 10, (i) => signIn(-i - 1)); // warm-up
+      const cpu0 = cpuMs(server.child.pid!);
+      const r = await runLoad(concurrency, perLevel, maxSeconds, signIn);
+      const cpu = cpuMs(server.child.pid!) - cpu0;
+      results.set(concurrency, { ...r, cpuPerSignIn: cpu / Math.max(1, r.done) });
+    }
+  } finally {
+    await server.stop();
+    await sink.close();
+    await database.drop();
+  }
+  return results;
+}
+
+/** The statements one sign-in runs, in the same transactions, with no HTTP, crypto or mail around them. */
+async function baselineSignIn(db: Db, email: string): Promise<void> {
+  const id = randomUUID();
+  const digest = Buffer.alloc(32, 7);
+  // POST /send: the limits, then the request with its queued mail.
+  await takeRateLimits(db, [
+    { key: `email:1m:${tenant}:${email}`, limit: 1000, periodSeconds: 60 },
+    { key: `email:1h:${tenant}:${email}`, limit: 10, periodSeconds: 3600 },
+    { key: `ip:10m:127.0.0.1`, limit: 1_000_000, periodSeconds: 600 },
+  ]);
+  await insertAuthRequestWithMail(
+    db,
+    {
+      id, tenantId: tenant, email, type: 'LINK_OTP', codeHash: digest, linkHash: Buffer.from(id), bindingHash: null,
+      state: null, redirectTo: null, expiresAt: new Date(Date.now() + 300_000), ip: '127.0.0.1', userAgent: 'bench',
+    },
+    digest,
+  );
+  // The mail worker: claim and mark sent.
+  const claimed = await claimDueMail(db, 60, 32);
+  if (claimed.length) await finishMail(db, claimed.map((m) => m.id), 'sent');
+  // POST /verify: lock, then the one sign-in write.
+  const { profile, session } = await db.transaction(async (tx) => {
+    await lockAuthRequest(tx, id);
+    return completeSignInWrite(tx, {
+      authRequestId: id, at: new Date(), amr: [{ method: 'otp', timestamp: 0 }], userAgent: 'bench', ip: '127.0.0.1',
+      sessionExpiresAt: new Date(Date.now() + 86_400_000), refreshHash: Buffer.from(randomUUID()),
+    });
+  });
+  // GET /api/profile: claims set only for a live session, then the read under RLS.
+  const claims = { role: 'authenticated', sub: profile.id, email, session_id: session.id, app_metadata: { tenant_id: tenant } };
+  await db.transaction(async (tx) => {
+    await setClaimsIfSessionLive(tx, session.id, profile.id, JSON.stringify(claims), new Date());
+    await selectVisibleProfile(tx, profile.id);
+  });
+}
+
+async function measureBaseline(): Promise<Map<number, RunResult>> {
+  const database = await scratchDatabase();
+  // The server's own migrations give the baseline the same schema.
+  const { runMigrations } = await import('../packages/server/src/server.ts');
+  const db = await openPostgres({ connectionString: database.url, max: 32 });
+  const results = new Map<number, RunResult>();
+  try {
+    await runMigrations(db);
+    for (const concurrency of levels) {
+      const run = `${concurrency}-${Date.now()}`;
+      await runLoad(concurrency, concurrency * 4, 10, (i) => baselineSignIn(db, `warm-${run}-${i}@example.com`));
+      results.set(concurrency, await runLoad(concurrency, perLevel, maxSeconds, (i) => baselineSignIn(db, `base-${run}-${i}@example.com`)));
+    }
+  } finally {
+    await db.close();
+    await database.drop();
+  }
+  return results;
+}
+
+const ours = await measureOurs();
+const base = await measureBaseline();
+console.log(`full sign-ins (send, code by SMTP, verify, read profile) against PostgreSQL; up to ${perLevel} per level or ${maxSeconds}s`);
+console.log('concurrency | hallpass sign-ins/s | p50 ms | p95 ms | p99 ms | server CPU ms/sign-in | baseline (pg) sign-ins/s | baseline p99 ms | ratio ours/baseline');
+for (const c of levels) {
+  const o = ours.get(c)!;
+  const b = base.get(c)!;
+  console.log(
+    `${String(c).padStart(11)} | ${fmt(o.perSecond).padStart(19)} | ${fmt(o.p50).padStart(6)} | ${fmt(o.p95).padStart(6)} | ${fmt(o.p99).padStart(6)} | ${fmt(o.cpuPerSignIn, 2).padStart(21)} | ${fmt(b.perSecond).padStart(24)} | ${fmt(b.p99).padStart(15)} | ${fmt(o.perSecond / b.perSecond, 2).padStart(19)}`,
+  );
+  if (o.failed || b.failed) console.log(`  failures: hallpass ${o.failed}, baseline ${b.failed}`);
+}
