@@ -12,7 +12,7 @@ export default defineConfig({
       extends: true,
       test: {
         name: backend,
-        include: ['packages/*/test/**/*.test.ts', 'packages/*/src/**/*.test.ts'],
+        include: ['packages/*/test/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
         env: { HALLPASS_TEST_BACKEND: backend },
       },
     })),
