@@ -8,6 +8,8 @@ export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // Builds the example app once, for the browser tests that load it.
+    globalSetup: ['examples/holiday-sale/test/build-app.ts'],
     projects: backends.map((backend) => ({
       extends: true,
       test: {
