@@ -94,7 +94,7 @@ export function createRealtime(opts: RealtimeOptions) {
         stopped = true;
         void rt.removeAllChannels().then(() => rt.disconnect());
         status('unavailable');
-      } else status('reconnecting');
+      } else status(everLive ? 'reconnecting' : 'connecting');
     };
     const rows: RealtimeChannel = rt
       .channel(`profile:${user.id}`)
