@@ -12,16 +12,26 @@ if (hasChromium) {
   if (!realtime) console.warn('NOTICE: the server has no /realtime/v1 endpoint; live-sync browser tests 3, 4 and 6 are skipped until realtime is merged.');
 }
 
+type Device = Awaited<ReturnType<typeof device>>;
+
 const nameField = (page: Page) => page.getByTestId('profile-name');
 
 async function saveName(page: Page, name: string): Promise<void> {
   await nameField(page).fill(name);
   await page.getByRole('button', { name: 'Save' }).click();
-  await expect.poll(() => page.getByTestId('save-status').textContent()).toBe('Saved.');
+  await expect.poll(() => page.getByTestId('save-status').textContent(), { timeout: 10_000 }).toBe('Saved.');
 }
 
 async function waitLive(page: Page): Promise<void> {
   await page.locator('[data-testid="live-badge"][data-live="live"]').waitFor({ timeout: 5000 });
+}
+
+/** One signed-in device per email, each with its live connection up. */
+async function liveDevices(browser: Browser, ...emails: string[]) {
+  const devices = await Promise.all(emails.map(() => device(browser)));
+  for (const [i, d] of devices.entries()) await signIn(server!, d.page, emails[i]!);
+  await Promise.all(devices.map((d) => waitLive(d.page)));
+  return devices;
 }
 
 describe.skipIf(!hasChromium || !realtime)('holiday-sale in a browser: live sync (needs realtime)', () => {
@@ -35,11 +45,7 @@ describe.skipIf(!hasChromium || !realtime)('holiday-sale in a browser: live sync
 
   it('shows a name changed on one device on the other within 2 s, and a sign-in elsewhere as profile_sync', async () => {
     const email = uniqueEmail('twodev');
-    const a = await device(browser);
-    const b = await device(browser);
-    await signIn(server!, a.page, email);
-    await signIn(server!, b.page, email);
-    await Promise.all([waitLive(a.page), waitLive(b.page)]);
+    const [a, b] = (await liveDevices(browser, email, email)) as [Device, Device];
     await saveName(a.page, 'Ada from device A');
     const started = Date.now();
     await expect.poll(() => nameField(b.page).inputValue(), { timeout: 2000, interval: 50 }).toBe('Ada from device A');
@@ -59,11 +65,7 @@ describe.skipIf(!hasChromium || !realtime)('holiday-sale in a browser: live sync
   it('never shows one user another user’s profile or events', async () => {
     const ada = uniqueEmail('ada');
     const bob = uniqueEmail('bob');
-    const a = await device(browser);
-    const b = await device(browser);
-    await signIn(server!, a.page, ada);
-    await signIn(server!, b.page, bob);
-    await Promise.all([waitLive(a.page), waitLive(b.page)]);
+    const [a, b] = (await liveDevices(browser, ada, bob)) as [Device, Device];
     await saveName(a.page, 'Only Ada');
     await saveName(b.page, 'Only Bob');
     // A third device signs in as Ada: Ada's pages hear of it, Bob's never.
@@ -84,11 +86,7 @@ describe.skipIf(!hasChromium || !realtime)('holiday-sale in a browser: live sync
 
   it('shows the latest profile after being offline while another device changed it', async () => {
     const email = uniqueEmail('offline');
-    const a = await device(browser);
-    const b = await device(browser);
-    await signIn(server!, a.page, email);
-    await signIn(server!, b.page, email);
-    await Promise.all([waitLive(a.page), waitLive(b.page)]);
+    const [a, b] = (await liveDevices(browser, email, email)) as [Device, Device];
     await b.context.setOffline(true);
     await saveName(a.page, 'Changed while B was offline');
     await b.context.setOffline(false);

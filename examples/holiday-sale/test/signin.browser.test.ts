@@ -70,7 +70,7 @@ describe.skipIf(!hasChromium)('holiday-sale in a browser: sign-in', () => {
     const alert = page.getByRole('alert');
     for (let left = 4; left >= 1; left--) {
       await field.fill(wrong);
-      await expect.poll(() => alert.textContent()).toContain(`${left} ${left === 1 ? 'try' : 'tries'} left`);
+      await expect.poll(() => alert.textContent(), { timeout: 10_000 }).toContain(`${left} ${left === 1 ? 'try' : 'tries'} left`);
     }
     await field.fill(wrong);
     await page.getByRole('heading', { name: 'Sign-in locked' }).waitFor();
@@ -83,7 +83,7 @@ describe.skipIf(!hasChromium)('holiday-sale in a browser: sign-in', () => {
     expect(refused).toBe(401);
 
     await page.clock.fastForward(31_000);
-    await expect.poll(() => again.isDisabled()).toBe(false);
+    await expect.poll(() => again.isDisabled(), { timeout: 10_000 }).toBe(false);
     await again.click();
     await page.getByRole('heading', { name: 'Check your email' }).waitFor();
     const fresh = await server.latestMail(email);
@@ -103,9 +103,11 @@ describe.skipIf(!hasChromium)('holiday-sale in a browser: sign-in', () => {
     await signIn(server, b.page, email);
     const list = a.page.getByTestId('devices').locator('li');
     await a.page.reload();
-    await expect.poll(() => list.count()).toBe(2);
+    await list.nth(1).waitFor();
+    expect(await list.count()).toBe(2);
     await a.page.locator('li[data-current="false"]').getByRole('button', { name: /Sign out/ }).click();
-    await expect.poll(() => list.count()).toBe(1);
+    await list.nth(1).waitFor({ state: 'detached' });
+    expect(await list.count()).toBe(1);
     // B learns at its next session check (realtime, focus, or the 3 s fallback): no reload here.
     await b.page.getByTestId('view-signed_out').waitFor({ timeout: 8000 });
     await b.page.getByLabel('Email', { exact: true }).waitFor();

@@ -155,15 +155,21 @@ export function PasswordlessSignIn({ onSignedIn, resendCooldownSeconds = 30, hin
       {error}
     </p>
   );
+  // Each step opens with its heading; focus lands there on steps without a field to fill.
+  const heading = (text: string) => (
+    <h1 className="hp-title" id={`${ids}-title`} ref={headingRef} tabIndex={-1}>
+      {text}
+    </h1>
+  );
+  // The field that needs fixing points at the announced error.
+  const invalid = error ? { 'aria-invalid': true, 'aria-describedby': errorId } : {};
   const resendLabel = wait > 0 ? `Resend code in ${wait} s` : 'Resend code';
 
   return (
     <section className="hp-signin" data-step={step.name} aria-labelledby={`${ids}-title`}>
       {step.name === 'email' && (
         <form onSubmit={send} noValidate>
-          <h1 className="hp-title" id={`${ids}-title`} ref={headingRef} tabIndex={-1}>
-            {title}
-          </h1>
+          {heading(title)}
           <p className="hp-text">We will email you a 6-digit code and a link. No password needed.</p>
           <label className="hp-label" htmlFor={`${ids}-email`}>
             Email
@@ -178,8 +184,7 @@ export function PasswordlessSignIn({ onSignedIn, resendCooldownSeconds = 30, hin
             required
             value={email}
             onChange={(e) => setEmail(e.target.value)}
-            aria-invalid={error ? true : undefined}
-            aria-describedby={error ? errorId : undefined}
+            {...invalid}
           />
           <button className="hp-button" type="submit" disabled={busy || !email.trim() || (wait > 0 && !!error)}>
             {wait > 0 && error ? `Try again in ${wait} s` : 'Email me a code'}
@@ -197,9 +202,7 @@ export function PasswordlessSignIn({ onSignedIn, resendCooldownSeconds = 30, hin
           }}
           noValidate
         >
-          <h1 className="hp-title" id={`${ids}-title`} ref={headingRef} tabIndex={-1}>
-            Check your email
-          </h1>
+          {heading('Check your email')}
           <p className="hp-text" role="status">
             {status} Enter the 6-digit code, or open the link in the email. It works for {Math.round(step.request.expiresIn / 60)}{' '}
             minutes.
@@ -219,8 +222,7 @@ export function PasswordlessSignIn({ onSignedIn, resendCooldownSeconds = 30, hin
             required
             value={code}
             onChange={(e) => onCodeInput(e.target.value)}
-            aria-invalid={error ? true : undefined}
-            aria-describedby={error ? errorId : undefined}
+            {...invalid}
           />
           <button className="hp-button" type="submit" disabled={busy || code.length !== 6}>
             Sign in
@@ -240,9 +242,7 @@ export function PasswordlessSignIn({ onSignedIn, resendCooldownSeconds = 30, hin
 
       {step.name === 'expired' && (
         <div>
-          <h1 className="hp-title" id={`${ids}-title`} ref={headingRef} tabIndex={-1}>
-            This code has expired
-          </h1>
+          {heading('This code has expired')}
           <p className="hp-text">Codes work for a few minutes only. Ask for a new one; it goes to {email}.</p>
           {alert}
           <button className="hp-button" type="button" disabled={busy || wait > 0} onClick={() => void resend(step.request)}>
@@ -253,9 +253,7 @@ export function PasswordlessSignIn({ onSignedIn, resendCooldownSeconds = 30, hin
 
       {step.name === 'locked' && (
         <div>
-          <h1 className="hp-title" id={`${ids}-title`} ref={headingRef} tabIndex={-1}>
-            Sign-in locked
-          </h1>
+          {heading('Sign-in locked')}
           <p className="hp-text">Too many wrong codes were tried, so this code no longer works. Ask for a new one to continue.</p>
           {alert}
           <button className="hp-button" type="button" disabled={busy || wait > 0} onClick={() => void send()}>
