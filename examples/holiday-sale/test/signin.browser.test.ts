@@ -35,6 +35,8 @@ describe.skipIf(!hasChromium)('holiday-sale in a browser: sign-in', () => {
     await page.getByTestId('view-signed_in').waitFor();
     expect(await page.getByTestId('who').textContent()).toBe(email);
     await page.getByTestId('devices').locator('li').first().waitFor();
+    // The live badge settles: live with realtime; without it, "off" after a few tries, never stuck.
+    await page.locator('[data-testid="live-badge"]:is([data-live="live"], [data-live="unavailable"])').waitFor();
     await screenshot(page, 'code-sign-in');
     await context.close();
   });

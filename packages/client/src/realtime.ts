@@ -56,45 +56,65 @@ export function recordToUser(r: ProfileRecord): User {
   };
 }
 
+// Socket closes before it ever opened, after which the server is taken to have no realtime endpoint.
+const giveUpAfter = 3;
+
 /**
  * One realtime socket per SDK client, loaded on first use so the sign-in bundle does not carry it.
  * Identity: the join carries only the anon key, so the server takes the user from the session
  * cookie the browser sent with the WebSocket upgrade; RLS decides which events reach us.
  */
-const giveUpAfter = 3;
-
 export function createRealtime(opts: RealtimeOptions) {
   let client: Promise<RealtimeClient> | null = null;
+  let unavailable = false;
+  const onUnavailable = new Set<() => void>();
+
   const load = () =>
-    (client ??= import('@supabase/realtime-js').then(
-      ({ RealtimeClient }) =>
-        new RealtimeClient(opts.url, {
-          params: { apikey: opts.anonKey },
-          ...(opts.transport ? { transport: opts.transport as never } : {}),
-          heartbeatIntervalMs: 15_000,
-        }),
-    ));
+    (client ??= import('@supabase/realtime-js').then(({ RealtimeClient }) => {
+      const rt = new RealtimeClient(opts.url, {
+        params: { apikey: opts.anonKey },
+        ...(opts.transport ? { transport: opts.transport as never } : {}),
+        heartbeatIntervalMs: 15_000,
+      });
+      // Channels report one error per outage, so unavailability is judged at the socket: closes
+      // without a single open mean there is nothing there. Stop retrying rather than hammer it.
+      let opened = false;
+      let closes = 0;
+      rt.stateChangeCallbacks.open.push(['hallpass', () => void (opened = true)]);
+      rt.stateChangeCallbacks.close.push([
+        'hallpass',
+        () => {
+          if (opened || unavailable || ++closes < giveUpAfter) return;
+          unavailable = true;
+          void rt.removeAllChannels().then(() => rt.disconnect());
+          onUnavailable.forEach((f) => f());
+        },
+      ]);
+      return rt;
+    }));
 
   async function subscribeToProfile(user: Pick<User, 'id' | 'email'>, handlers: ProfileHandlers): Promise<ProfileSubscription> {
+    const status = (s: LiveStatus) => handlers.onStatus?.(s);
+    if (unavailable) {
+      status('unavailable');
+      return { unsubscribe: async () => {} };
+    }
     const rt = await load();
     let everLive = false;
-    let failures = 0;
     let stopped = false;
-    const status = (s: LiveStatus) => handlers.onStatus?.(s);
+    const giveUp = () => {
+      if (!stopped) status('unavailable');
+      stopped = true;
+    };
+    onUnavailable.add(giveUp);
     status('connecting');
     const onState = (state: string) => {
       if (stopped) return;
       if (state === 'SUBSCRIBED') {
         everLive = true;
-        failures = 0;
         status('live');
       } else if (state === 'CLOSED') status('closed');
-      else if (!everLive && ++failures >= giveUpAfter) {
-        // Never connected: this server has no realtime endpoint. Stop retrying rather than hammer it.
-        stopped = true;
-        void rt.removeAllChannels().then(() => rt.disconnect());
-        status('unavailable');
-      } else status(everLive ? 'reconnecting' : 'connecting');
+      else status(everLive ? 'reconnecting' : 'connecting');
     };
     const rows: RealtimeChannel = rt
       .channel(`profile:${user.id}`)
@@ -114,6 +134,8 @@ export function createRealtime(opts: RealtimeOptions) {
     return {
       async unsubscribe() {
         stopped = true;
+        onUnavailable.delete(giveUp);
+        if (unavailable) return;
         await Promise.all([rt.removeChannel(rows), rt.removeChannel(own)]);
       },
     };
@@ -122,7 +144,7 @@ export function createRealtime(opts: RealtimeOptions) {
   return {
     subscribeToProfile,
     async close() {
-      if (client) (await client).disconnect();
+      if (client) await (await client).disconnect();
       client = null;
     },
   };

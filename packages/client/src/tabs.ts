@@ -77,7 +77,7 @@ export function createTabs(env: TabEnvironment): Tabs {
       const asked = Date.now();
       const run = async () => {
         const note = readNote();
-        if (note && note.at >= asked && Date.parse(note.expiresAt) > Date.now()) return note.expiresAt;
+        if (note && note.at > asked && Date.parse(note.expiresAt) > Date.now()) return note.expiresAt;
         const expiresAt = await refresh();
         writeNote({ expiresAt, at: Date.now() });
         post({ type: 'refreshed', expiresAt });
