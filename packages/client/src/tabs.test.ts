@@ -27,6 +27,7 @@ describe('refresh across tabs', () => {
     let calls = 0;
     const refresh = async () => {
       calls++;
+      await new Promise((r) => setTimeout(r, 5)); // the server's answer takes a moment
       return new Date(Date.now() + 900_000).toISOString();
     };
     const [x, y] = await Promise.all([a.refreshOnce(refresh), b.refreshOnce(refresh)]);
