@@ -124,14 +124,22 @@ describe.skipIf(!hasChromium)('holiday-sale in a browser: sign-in', () => {
     await second.goto(server.url);
     await second.getByTestId('view-signed_in').waitFor();
     let refreshes = 0;
-    // Hold each refresh a moment so the two tabs' calls surely overlap.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // The first tab's refresh is held at the network until the second tab has asked too, so the two
+    // surely overlap, however slow the machine.
     await context.route('**/api/auth/refresh', async (route) => {
       refreshes++;
-      await new Promise((r) => setTimeout(r, 300));
+      await gate;
       await route.continue();
     });
-    const refresh = (p: typeof page) => p.evaluate(() => (window as unknown as { hallpass: { refresh(): Promise<void> } }).hallpass.refresh());
-    await Promise.all([refresh(page), refresh(second)]);
+    type Win = { hallpass: { refresh(): Promise<void> }; pending?: Promise<void> };
+    const start = (p: typeof page) => p.evaluate(() => void ((window as unknown as Win).pending = (window as unknown as Win).hallpass.refresh()));
+    const finish = (p: typeof page) => p.evaluate(() => (window as unknown as Win).pending);
+    await start(page);
+    await start(second);
+    open();
+    await Promise.all([finish(page), finish(second)]);
     expect(refreshes).toBe(1);
     // Both tabs still have a working session afterwards (no reuse-detection logout).
     for (const p of [page, second]) expect(await p.evaluate(async () => (await fetch('/api/auth/session')).status)).toBe(200);
