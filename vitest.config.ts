@@ -8,11 +8,13 @@ export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // Builds the example app once, for the browser tests that load it.
+    globalSetup: ['examples/holiday-sale/test/build-app.ts'],
     projects: backends.map((backend) => ({
       extends: true,
       test: {
         name: backend,
-        include: ['packages/*/test/**/*.test.ts', 'packages/*/src/**/*.test.ts'],
+        include: ['packages/*/test/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
         env: { HALLPASS_TEST_BACKEND: backend },
       },
     })),

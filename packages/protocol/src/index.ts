@@ -8,4 +8,6 @@ export type {
   VerifyResponse,
   SessionInfo,
   SessionResponse,
+  DeviceSession,
+  PublicConfig,
 } from './wire.ts';

@@ -41,4 +41,23 @@ export interface SessionInfo {
 export interface SessionResponse {
   user: User;
   session: SessionInfo;
+  /** When the current access token expires (ISO 8601); clients refresh a little before. */
+  accessTokenExpiresAt: string;
+}
+
+/** A signed-in device, as `GET /api/auth/sessions` lists it. */
+export interface DeviceSession extends SessionInfo {
+  userAgent: string | null;
+  /** True for the session making the request. */
+  current: boolean;
+}
+
+/** `GET /api/config`: what a browser app needs to reach this server. Public by design. */
+export interface PublicConfig {
+  /** The anon API key (role `anon`: grants only what RLS gives anon). */
+  anonKey: string;
+  /** The realtime endpoint, relative to the server's origin unless absolute. */
+  realtimeUrl: string;
+  /** The data API (PostgREST dialect), relative unless absolute. */
+  restUrl: string;
 }

@@ -8,7 +8,9 @@ import { errorCodes } from '@hallpass/protocol';
 import type { Deps } from './deps.ts';
 import type { AppEnv } from './http/context.ts';
 import { homeRoutes } from './http/home.ts';
+import { publicConfigRoutes } from './http/public-config.routes.ts';
 import { originCheck } from './http/security.ts';
+import { hasBuiltApp, staticAppRoutes } from './http/static-app.ts';
 import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
 import { passwordlessRoutes } from './passwordless/passwordless.routes.ts';
 import { profileRoutes } from './profiles/profiles.routes.ts';
@@ -83,8 +85,11 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
   app.route('/', passwordlessRoutes(deps));
   app.route('/', sessionRoutes(deps));
   app.route('/', profileRoutes(deps));
+  app.route('/', publicConfigRoutes(deps));
   if (deps.config.mail.devMailbox) app.route('/', devMailboxRoutes(deps));
-  app.route('/', homeRoutes(deps));
+  // A built app (APP_STATIC_DIR, e.g. the holiday-sale example) replaces the tiny built-in page.
+  if (hasBuiltApp(deps.config.appStaticDir)) app.route('/', staticAppRoutes(deps.config.appStaticDir));
+  else app.route('/', homeRoutes(deps));
 
   app.notFound((c) => errorResponse(c, new AppError('not_found')));
 

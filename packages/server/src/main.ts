@@ -25,7 +25,7 @@ async function main(command: string): Promise<void> {
     }
     case 'migrate': {
       const deps = await createDeps(config);
-      const applied = await runMigrations(deps.db);
+      const applied = await runMigrations(deps.db, config.appMigrationsDir);
       console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
       await deps.db.close();
       return;

@@ -17,8 +17,9 @@ export const migrationDirs = [
   ...['profiles', 'sessions', 'passwordless', 'mail'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
-export function runMigrations(db: Db): Promise<string[]> {
-  return migrate(db, loadMigrations(migrationDirs));
+/** Applies Hallpass's migrations and, when configured, the app's own (numbers 0020 and up). */
+export function runMigrations(db: Db, appMigrationsDir?: string): Promise<string[]> {
+  return migrate(db, loadMigrations(appMigrationsDir ? [...migrationDirs, appMigrationsDir] : migrationDirs));
 }
 
 export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
@@ -86,7 +87,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const deps = await createDeps(config, overrides);
   const state: AppState = { ready: false };
-  await runMigrations(deps.db);
+  await runMigrations(deps.db, config.appMigrationsDir);
   state.ready = true;
   const outbox = await startOutboxWorker(deps, overrides.outbox);
   const app = createApp(deps, state);

@@ -42,6 +42,8 @@ const envSchema = z.object({
   REDIRECT_ALLOW_LIST: list.default([]),
   TRUST_PROXY: bool.default(false),
   DEV_MAILBOX: bool.optional(),
+  APP_STATIC_DIR: z.string().optional(),
+  APP_MIGRATIONS_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -78,6 +80,10 @@ export interface Config {
   redirectAllowList: string[];
   trustProxy: boolean;
   logLevel: string;
+  /** A built browser app to serve at `/` instead of the built-in page (its index.html and assets). */
+  appStaticDir: string | undefined;
+  /** The app's own SQL migrations (numbers 0020+), applied after Hallpass's. */
+  appMigrationsDir: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -143,6 +149,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     redirectAllowList: [baseUrl, ...e.REDIRECT_ALLOW_LIST],
     trustProxy: e.TRUST_PROXY,
     logLevel: e.LOG_LEVEL,
+    appStaticDir: e.APP_STATIC_DIR ? resolve(e.APP_STATIC_DIR) : undefined,
+    appMigrationsDir: e.APP_MIGRATIONS_DIR ? resolve(e.APP_MIGRATIONS_DIR) : undefined,
   });
 }
 

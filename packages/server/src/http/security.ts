@@ -16,7 +16,10 @@ export function originCheck(config: Pick<Config, 'allowedOrigins'>): MiddlewareH
     if (!safeMethods.has(c.req.method)) {
       const origin = c.req.header('origin');
       const site = c.req.header('sec-fetch-site');
-      if (origin !== undefined) {
+      // Pages served with Referrer-Policy: no-referrer (ours) make browsers send `Origin: null` on
+      // form posts; the browser-set Sec-Fetch-Site then still says whether it came from our own page.
+      const sameOriginNull = origin === 'null' && site === 'same-origin';
+      if (origin !== undefined && !sameOriginNull) {
         if (!allowed.has(origin)) throw new AppError('csrf_rejected');
       } else if (site !== undefined && site !== 'same-origin' && site !== 'none') {
         throw new AppError('csrf_rejected');

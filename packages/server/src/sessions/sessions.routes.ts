@@ -61,7 +61,9 @@ export function sessionRoutes(deps: Deps) {
   app.get('/api/auth/session', auth, async (c) => {
     const profile = await findProfileById(deps.db, c.var.auth.claims.sub);
     if (!profile) throw new AppError('session_expired');
-    return c.json({ user: toUser(profile), session: toSessionInfo(c.var.auth.session) });
+    // The access token's expiry lets SDKs refresh shortly before it, once for all tabs.
+    const accessTokenExpiresAt = new Date(c.var.auth.claims.exp * 1000).toISOString();
+    return c.json({ user: toUser(profile), session: toSessionInfo(c.var.auth.session), accessTokenExpiresAt });
   });
 
   // An explicit refresh for SDKs that want a fresh access token before it expires.

@@ -1,0 +1,10 @@
+export { HallpassProvider, useHallpass } from './context.tsx';
+export { useSession } from './use-session.ts';
+export type { SessionStatus, UseSession } from './use-session.ts';
+export { useProfile } from './use-profile.ts';
+export type { UseProfile, UseProfileOptions } from './use-profile.ts';
+export { useCountdown } from './use-countdown.ts';
+export { PasswordlessSignIn } from './sign-in.tsx';
+export type { PasswordlessSignInProps } from './sign-in.tsx';
+export { MagicLinkConfirm } from './magic-link-confirm.tsx';
+export type { MagicLinkConfirmProps } from './magic-link-confirm.tsx';
