@@ -12,6 +12,7 @@ import { originCheck } from './http/security.ts';
 import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
 import { passwordlessRoutes } from './passwordless/passwordless.routes.ts';
 import { profileRoutes } from './profiles/profiles.routes.ts';
+import { realtimeRoutes } from './realtime/realtime.routes.ts';
 import { sessionRoutes } from './sessions/sessions.routes.ts';
 import { AppError } from './shared/errors.ts';
 
@@ -83,6 +84,7 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
   app.route('/', passwordlessRoutes(deps));
   app.route('/', sessionRoutes(deps));
   app.route('/', profileRoutes(deps));
+  app.route('/', realtimeRoutes(deps));
   if (deps.config.mail.devMailbox) app.route('/', devMailboxRoutes(deps));
   app.route('/', homeRoutes(deps));
 

@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { coreMigrationsDir, loadMigrations, migrate, openDb, type Db } from '@hallpass/db';
@@ -9,11 +10,12 @@ import { startOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from '
 import { createDevMailboxTransport, createSmtpTransport, type MailTransport } from './mail/transports.ts';
 import { deriveServerKeys } from './shared/crypto.ts';
 import { loadSecrets } from './sessions/signing-keys.ts';
+import { startRealtime, type RealtimeServer } from './realtime/realtime.server.ts';
 
 /** Every feature's SQL, in the order the numbers give. */
 export const migrationDirs = [
   coreMigrationsDir,
-  ...['profiles', 'sessions', 'passwordless', 'mail'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
+  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
 export function runMigrations(db: Db): Promise<string[]> {
@@ -71,6 +73,7 @@ export interface RunningServer {
   url: string;
   deps: Deps;
   outbox: OutboxWorker;
+  realtime: RealtimeServer;
   close(): Promise<void>;
 }
 
@@ -91,13 +94,16 @@ export async function startServer(
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
   });
+  const realtime = await startRealtime(deps, server as HttpServer);
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   return {
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     deps,
     outbox,
+    realtime,
     async close() {
+      await realtime.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();

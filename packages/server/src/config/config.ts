@@ -41,6 +41,9 @@ const envSchema = z.object({
   REDIRECT_ALLOW_LIST: list.default([]),
   TRUST_PROXY: bool.default(false),
   DEV_MAILBOX: bool.optional(),
+  REALTIME_RETENTION_SECONDS: int(60, 30 * 86_400).default(86_400),
+  REALTIME_PRUNE_INTERVAL_SECONDS: int(1, 86_400).default(300),
+  REALTIME_SESSION_CHECK_SECONDS: int(1, 3600).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -76,6 +79,8 @@ export interface Config {
   redirectAllowList: string[];
   trustProxy: boolean;
   logLevel: string;
+  /** Realtime: how long change and broadcast events stay replayable, and the background schedules. */
+  realtime: { retentionSeconds: number; pruneIntervalSeconds: number; sessionCheckSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -141,6 +146,11 @@ export function loadConfig(env: Env): Readonly<Config> {
     redirectAllowList: [baseUrl, ...e.REDIRECT_ALLOW_LIST],
     trustProxy: e.TRUST_PROXY,
     logLevel: e.LOG_LEVEL,
+    realtime: {
+      retentionSeconds: e.REALTIME_RETENTION_SECONDS,
+      pruneIntervalSeconds: e.REALTIME_PRUNE_INTERVAL_SECONDS,
+      sessionCheckSeconds: e.REALTIME_SESSION_CHECK_SECONDS,
+    },
   });
 }
 

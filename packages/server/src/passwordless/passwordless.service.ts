@@ -4,6 +4,7 @@ import type { PasswordlessType, SendResponse } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
 import { enqueueSignInMail, supersedePendingMail } from '../mail/outbox.ts';
 import { upsertProfileOnLogin, type ProfileRow } from '../profiles/profiles.repository.ts';
+import { broadcastProfileSync } from '../realtime/realtime.service.ts';
 import { startSession, type IssuedSession } from '../sessions/sessions.service.ts';
 import { digest, digestsEqual, generateCode, generateToken } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
@@ -231,7 +232,8 @@ export async function verifyLink(deps: PwDeps, linkToken: string, ctx: RequestCo
 
 /**
  * The verified email becomes a session: consume the request, upsert the profile as service_role
- * (RLS bypassed: no row exists yet on first login), then open the session. One transaction.
+ * (RLS bypassed: no row exists yet on first login), open the session and broadcast profile_sync.
+ * One transaction.
  */
 async function completeSignIn(
   deps: PwDeps,
@@ -246,6 +248,8 @@ async function completeSignIn(
   const { profile, created } = await upsertProfileOnLogin(tx, req.tenant_id, req.email, now);
   await resetRole(tx);
   const issued = await startSession(deps, tx, { profile, method, userAgent: ctx.userAgent, ip: ctx.ip });
+  // In this transaction: every device of the user hears of the sign-in only if it commits.
+  await broadcastProfileSync(tx, { sub: profile.id, email: profile.email, at: now });
   return { profile, created, issued, state: req.state, redirectTo: req.redirect_to };
 }
 

@@ -1,0 +1,117 @@
+-- 0010 realtime: one ordered log of row changes (from published tables) and broadcasts, a NOTIFY
+-- per committing statement, and the per-subscriber RLS check the delivery path runs before sending.
+
+-- Every event realtime delivers: a row change captured by trigger, or a broadcast on a topic. The
+-- id orders events; tx (the writer's transaction id) lets readers tell a gap that is still in
+-- flight from one that will never fill (a rolled-back writer), so out-of-order commits lose nothing.
+create table hallpass.realtime_events (
+  id bigint generated always as identity primary key,
+  tx xid8 not null default pg_current_xact_id(),
+  kind text not null check (kind in ('change', 'broadcast')),
+  -- change
+  schema_name text,
+  table_name text,
+  op text check (op in ('INSERT', 'UPDATE', 'DELETE')),
+  record jsonb,
+  old_record jsonb,
+  -- broadcast
+  topic text,
+  event text,
+  payload jsonb,
+  private boolean not null default false,
+  -- Which channel sent a client broadcast (instance:socket:join_ref), so `self: false` can skip it.
+  origin text,
+  created_at timestamptz not null default now(),
+  check ((kind = 'change') = (table_name is not null and op is not null)),
+  check ((kind = 'broadcast') = (topic is not null and event is not null))
+);
+comment on table hallpass.realtime_events is 'Realtime change log and broadcast log; pruned after the retention window.';
+create index realtime_events_created_idx on hallpass.realtime_events (created_at);
+create index realtime_events_topic_idx on hallpass.realtime_events (topic, id) where kind = 'broadcast';
+
+-- One wake-up per statement; readers fetch by id, so the payload carries nothing.
+create or replace function hallpass.realtime_notify() returns trigger
+language plpgsql
+as $$
+begin
+  perform pg_notify('hallpass_realtime', '');
+  return null;
+end $$;
+
+create trigger realtime_events_notify after insert on hallpass.realtime_events
+  for each statement execute function hallpass.realtime_notify();
+
+-- security definer: a client writing its own row (as authenticated) must leave a log entry it may
+-- not write itself. The full old row is kept so DELETE filters can be matched; only the primary
+-- key of it is ever sent.
+create or replace function hallpass.realtime_capture() returns trigger
+language plpgsql security definer set search_path = pg_catalog
+as $$
+begin
+  insert into hallpass.realtime_events (kind, schema_name, table_name, op, record, old_record)
+  values ('change', tg_table_schema, tg_table_name, tg_op,
+          case when tg_op <> 'DELETE' then to_jsonb(new) end,
+          case when tg_op <> 'INSERT' then to_jsonb(old) end);
+  return null;
+end $$;
+
+-- Publishing a table is one call: select hallpass.realtime_publish('public.offers');
+create or replace function hallpass.realtime_publish(tbl regclass) returns void
+language plpgsql
+as $$
+begin
+  if not exists (select 1 from pg_index where indrelid = tbl and indisprimary) then
+    raise exception 'realtime: % has no primary key; events identify rows by it', tbl;
+  end if;
+  execute format('drop trigger if exists hallpass_realtime_capture on %s', tbl);
+  execute format('create trigger hallpass_realtime_capture after insert or update or delete on %s
+                  for each row execute function hallpass.realtime_capture()', tbl);
+end $$;
+
+create or replace function hallpass.realtime_unpublish(tbl regclass) returns void
+language plpgsql
+as $$
+begin
+  execute format('drop trigger if exists hallpass_realtime_capture on %s', tbl);
+end $$;
+
+-- Is row `pks[i]` of `tables[i]` visible to role `roles[i]` with claims `claims[i]`? One call checks
+-- a whole batch (many subscribers, many changes). Each check runs in its own subtransaction: a
+-- policy that errors for one subscriber counts as "not visible" for that one and drops nothing for
+-- the others. The role switches are transaction-local and end with the caller's transaction.
+create or replace function hallpass.realtime_visible(tables regclass[], pks jsonb[], roles text[], claims text[])
+returns boolean[]
+language plpgsql
+as $$
+declare
+  result boolean[] := '{}';
+  visible boolean;
+  q text;
+  i int;
+begin
+  for i in 1 .. coalesce(array_length(tables, 1), 0) loop
+    if roles[i] not in ('anon', 'authenticated', 'service_role') then
+      result := result || false;
+      continue;
+    end if;
+    select format('select exists (select 1 from %s t, jsonb_populate_record(null::%s, $1) r where %s)',
+                  tables[i], tables[i], string_agg(format('t.%I = r.%I', a.attname, a.attname), ' and '))
+      into q
+      from pg_index x join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any (x.indkey)
+     where x.indrelid = tables[i] and x.indisprimary;
+    begin
+      perform set_config('role', roles[i], true), set_config('request.jwt.claims', claims[i], true);
+      execute q into visible using pks[i];
+      result := result || coalesce(visible, false);
+    exception when others then
+      result := result || false;
+    end;
+  end loop;
+  perform set_config('role', 'none', true), set_config('request.jwt.claims', '', true);
+  return result;
+end $$;
+revoke all on function hallpass.realtime_visible(regclass[], jsonb[], text[], text[]) from public;
+revoke all on function hallpass.realtime_publish(regclass) from public;
+revoke all on function hallpass.realtime_unpublish(regclass) from public;
+
+select hallpass.realtime_publish('public.profiles');

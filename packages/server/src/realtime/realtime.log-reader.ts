@@ -1,0 +1,100 @@
+import type { Db } from '@hallpass/db';
+import { maxEventId, readEventsAfter, type EventRow } from './realtime.repository.ts';
+
+export interface LogReader {
+  /** Reads now (coalesced: calls while a read runs schedule exactly one more). */
+  poke(): void;
+  /** Highest id below which everything was delivered or is known never to commit. */
+  readonly cursor: number;
+  stop(): Promise<void>;
+}
+
+export interface LogReaderOptions {
+  /** Rows per read. @default 2000 */
+  batchSize?: number;
+  onEvents(rows: EventRow[]): Promise<void>;
+  onError(err: unknown): void;
+}
+
+/**
+ * Follows hallpass.realtime_events in id order without losing rows that commit out of id order.
+ *
+ * Ids come from a sequence taken inside the writing transaction, so id 7 can commit after id 8.
+ * A plain `id > last` cursor would skip 7 forever. Instead the cursor only advances over ids that
+ * were delivered or are provably dead: a missing id seen under snapshot S belongs to a transaction
+ * that already had its xid (it wrote the row that fired the trigger before taking the id), so its
+ * xid is below xmax(S); once a later read's xmin passes xmax(S), that transaction has ended, and if
+ * the id is still absent it was rolled back. Rows above the cursor that were already delivered are
+ * remembered so a re-read does not send them twice. Per row, commit order equals id order (the
+ * second writer waits on the row lock of the first), so per-row order holds as well.
+ */
+export async function startLogReader(db: Db, options: LogReaderOptions): Promise<LogReader> {
+  const batchSize = options.batchSize ?? 2000;
+  let cursor = await maxEventId(db);
+  const delivered = new Set<number>();
+  // Missing id -> the xmax of the first read that saw it missing.
+  const gaps = new Map<number, bigint>();
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+
+  const readOnce = async (): Promise<boolean> => {
+    const batch = await readEventsAfter(db, cursor, batchSize);
+    const fresh = batch.rows.filter((r) => !delivered.has(r.id));
+    let expected = cursor + 1;
+    for (const row of batch.rows) {
+      for (let id = expected; id < row.id; id++) if (!gaps.has(id) && !delivered.has(id)) gaps.set(id, batch.xmax);
+      gaps.delete(row.id);
+      expected = row.id + 1;
+    }
+    if (fresh.length) await options.onEvents(fresh);
+    for (const row of fresh) delivered.add(row.id);
+    for (const [id, seenUnder] of gaps) if (batch.xmin >= seenUnder) gaps.delete(id);
+    // Advance over the contiguous prefix of delivered/dead ids.
+    while (delivered.has(cursor + 1) || (cursor + 1 < expected && !gaps.has(cursor + 1))) {
+      delivered.delete(cursor + 1);
+      cursor++;
+    }
+    return batch.rows.length === batchSize;
+  };
+
+  const loop = async () => {
+    do {
+      again = false;
+      try {
+        while (!stopped && (await readOnce()));
+      } catch (err) {
+        options.onError(err);
+      }
+    } while (again && !stopped);
+    running = null;
+  };
+
+  // Gaps resolve by time passing (the other transaction ends), which sends no NOTIFY when it rolls
+  // back; a slow tick re-reads while any gap is open, and now and then regardless.
+  let ticks = 0;
+  const tick = setInterval(() => {
+    if (gaps.size > 0 || ++ticks % 5 === 0) reader.poke();
+  }, 200);
+  tick.unref();
+
+  const reader: LogReader = {
+    poke() {
+      if (stopped) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = loop();
+    },
+    get cursor() {
+      return cursor;
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(tick);
+      await running;
+    },
+  };
+  return reader;
+}
