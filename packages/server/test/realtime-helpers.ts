@@ -1,5 +1,9 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
+import { resetRole, setClaims } from '@hallpass/db';
+import { defaultTenantId } from '../src/passwordless/passwordless.service.ts';
+import { upsertProfileOnLogin } from '../src/profiles/profiles.repository.ts';
+import { startSession } from '../src/sessions/sessions.service.ts';
 import { signApiKey } from '../src/sessions/api-keys.ts';
 import { signInWithCode, uniqueEmail, type TestBrowser, type TestServer } from './harness.ts';
 
@@ -128,4 +132,23 @@ export class RawSocket {
   close(): void {
     this.ws.close();
   }
+}
+
+/**
+ * Users with live sessions, made directly (profile + session + access token) rather than through
+ * the mail round trip: for tests and benches that need many of them.
+ */
+export async function createUsers(deps: TestServer['deps'], n: number, prefix = 'many'): Promise<Array<{ id: string; email: string; token: string; sessionId: string }>> {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const email = uniqueEmail(`${prefix}${i}`);
+    const issued = await deps.db.transaction(async (tx) => {
+      await setClaims(tx, { role: 'service_role' });
+      const { profile } = await upsertProfileOnLogin(tx, defaultTenantId, email, new Date());
+      await resetRole(tx);
+      return startSession(deps, tx, { profile, method: 'otp', userAgent: null, ip: null });
+    });
+    out.push({ id: issued.claims.sub, email, token: issued.accessToken, sessionId: issued.session.id });
+  }
+  return out;
 }
