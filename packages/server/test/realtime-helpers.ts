@@ -25,10 +25,13 @@ export function accessCookie(browser: TestBrowser): string | undefined {
   return browser.cookies.get('hallpass-access');
 }
 
-export const apiKey = (server: TestServer, role: 'anon' | 'service_role') => signApiKey(server.deps, role);
+/** A server to talk to: a test server, or another instance on its database and keys. */
+export type Target = Pick<TestServer, 'url' | 'deps'>;
+
+export const apiKey = (server: Target, role: 'anon' | 'service_role') => signApiKey(server.deps, role);
 
 /** The unmodified supabase-js client, acting with `token` (a user access token) when given. */
-export async function supabaseClient(server: TestServer, token?: string | (() => string)): Promise<SupabaseClient> {
+export async function supabaseClient(server: Target, token?: string | (() => string)): Promise<SupabaseClient> {
   const anon = await apiKey(server, 'anon');
   return createClient(server.url, anon, {
     auth: { persistSession: false, autoRefreshToken: false },
@@ -92,7 +95,7 @@ export class RawSocket {
     this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
   }
 
-  static async open(server: TestServer, opts: { apikey?: string; vsn?: string; cookie?: string; origin?: string } = {}): Promise<RawSocket> {
+  static async open(server: Target, opts: { apikey?: string; vsn?: string; cookie?: string; origin?: string } = {}): Promise<RawSocket> {
     const vsn = opts.vsn ?? '2.0.0';
     const url = new URL(`${server.url.replace('http', 'ws')}/realtime/v1/websocket`);
     url.searchParams.set('vsn', vsn);
