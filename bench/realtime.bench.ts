@@ -94,6 +94,7 @@ async function main() {
 
   // Clients: raw ws (supabase-js would make the load generator the bottleneck).
   const commitAt = new Map<number, number>();
+  const seen = new Set<number>();
   const latencies: number[] = [];
   let received = 0;
   let joined = 0;
@@ -120,6 +121,7 @@ async function main() {
           received++;
           const at = commitAt.get(payload.data.record.metadata.seq);
           if (at !== undefined) latencies.push(now - at);
+          seen.add(payload.data.record.metadata.seq);
         }
       });
       ws.on('error', () => resolve());
@@ -134,7 +136,11 @@ async function main() {
   const open = () => clients.filter((ws) => ws.readyState === ws.OPEN).length;
   console.log(`connected ${open()} sockets, ${joined} joined, in ${((Date.now() - t0) / 1000).toFixed(1)} s; server RSS ${rssMb(pid)} MB`);
 
-  const writer = new pg.Pool({ connectionString: dbUrl, max: 4 });
+  // Four connections writing in parallel (so commits interleave and land out of id order), each on
+  // its own quarter of the rows so their batches never deadlock on each other's row locks.
+  const writers = 4;
+  const writer = new pg.Pool({ connectionString: dbUrl, max: writers });
+  let turn = 0;
   let seq = 0;
   const results: string[] = [];
   for (const rate of rates) {
@@ -151,10 +157,14 @@ async function main() {
       // Catch up to the rate by elapsed time, so a slow tick does not lower it.
       const n = Math.min(Math.floor((rate * (Date.now() - start)) / 1000) - sent, users.length);
       if (n > 0) {
+        const part = turn++ % writers;
         const ids = new Set<string>();
-        while (ids.size < n) ids.add(users[Math.floor(Math.random() * users.length)]!.id);
+        while (ids.size < Math.min(n, users.length / writers)) {
+          const k = Math.floor(Math.random() * (users.length / writers)) * writers + part;
+          if (k < users.length) ids.add(users[k]!.id);
+        }
         const first = seq + 1;
-        seq += n;
+        seq += ids.size;
         const p = writer
           .query(
             `update public.profiles p set metadata = jsonb_build_object('seq', $2::int + v.n - 1)
@@ -163,9 +173,9 @@ async function main() {
           )
           .then(() => {
             const at = performance.timeOrigin + performance.now();
-            for (let k = first; k < first + n; k++) commitAt.set(k, at);
+            for (let k = first; k < first + ids.size; k++) commitAt.set(k, at);
           });
-        sent += n;
+        sent += ids.size;
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
       }
@@ -177,6 +187,8 @@ async function main() {
     // Let the tail arrive (bounded), then judge.
     const drainUntil = Date.now() + 5000;
     while (received < sent && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
+    const missing = [...commitAt.keys()].filter((k) => !seen.has(k));
+    if (missing.length) console.log(`missing ${missing.length} events, e.g. seq ${missing.slice(0, 5).join(', ')}`);
     const sorted = [...latencies].sort((a, b) => a - b);
     const line =
       `rate ${rate}/s: sockets ${open()}, server RSS max ${maxRss} MB, written ${sent}, delivered ${received} ` +

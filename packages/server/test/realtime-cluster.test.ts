@@ -113,6 +113,43 @@ describe.skipIf(testBackend() !== 'postgres')('two instances on one PostgreSQL',
     expect(ids.rows.map((r) => r.who)).toEqual([first!.id, second!.id]);
   });
 
+  it('waits for a running writer whose transaction id is newer than the last completed one', async () => {
+    // A snapshot's xmax is "latest completed xid + 1"; a writer still running may hold a higher xid.
+    // Here T2 takes its xid first, T1 takes a newer xid and the lower event id, T2 commits: a rule
+    // based on xmax would declare T1's event id dead at the next read and lose it.
+    const [first, second] = await createUsers(a.deps, 2, 'xid');
+    const s = await RawSocket.open(a, { apikey: await apiKey(a, 'service_role') });
+    sockets.push(s);
+    await s.join('realtime:xid', { broadcast: { self: true }, postgres_changes: [{ event: 'UPDATE', schema: 'public', table: 'profiles' }] });
+    const gate = () => {
+      let open!: () => void;
+      return { wait: new Promise<void>((r) => (open = r)), open: () => open() };
+    };
+    const [t2HasXid, t1HasWritten, t2MayWrite, t1MayCommit] = [gate(), gate(), gate(), gate()];
+    const t2 = a.db.transaction(async (tx) => {
+      await tx.query('select pg_current_xact_id()');
+      t2HasXid.open();
+      await t2MayWrite.wait;
+      await tx.query(`update public.profiles set name = 't2' where id = $1`, [second!.id]);
+    });
+    await t2HasXid.wait;
+    const t1 = a.db.transaction(async (tx) => {
+      await tx.query(`update public.profiles set name = 't1' where id = $1`, [first!.id]);
+      t1HasWritten.open();
+      await t1MayCommit.wait;
+    });
+    await t1HasWritten.wait;
+    t2MayWrite.open();
+    await t2;
+    await s.inbox.next((f) => f[3] === 'postgres_changes' && f[4].data.record.id === second!.id);
+    // Make the reader read again while T1 is still open.
+    await s.call(s.inbox.items[0]![0], 'realtime:xid', 'broadcast', { type: 'broadcast', event: 'tick', payload: {} });
+    await s.inbox.next((f) => f[3] === 'broadcast' && f[4].event === 'tick');
+    t1MayCommit.open();
+    await t1;
+    await s.inbox.next((f) => f[3] === 'postgres_changes' && f[4].data.record.id === first!.id);
+  });
+
   it('keeps per-row order when writers to one row queue on its lock', async () => {
     const [u] = await createUsers(a.deps, 1, 'row');
     const s = await RawSocket.open(a, { apikey: await apiKey(a, 'service_role') });

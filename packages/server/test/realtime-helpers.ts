@@ -89,8 +89,8 @@ export class RawSocket {
   ) {
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
-      const parsed = JSON.parse(data.toString());
-      this.inbox.push(Array.isArray(parsed) ? parsed : [parsed.join_ref, parsed.ref, parsed.topic, parsed.event, parsed.payload]);
+      const parsed = JSON.parse(data.toString()) as any;
+      this.inbox.push(Array.isArray(parsed) ? (parsed as RawFrame) : [parsed.join_ref, parsed.ref, parsed.topic, parsed.event, parsed.payload]);
     });
     this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
   }

@@ -1,5 +1,5 @@
 import type { Db } from '@hallpass/db';
-import { maxEventId, readEventsAfter, type EventRow } from './realtime.repository.ts';
+import { maxEventId, readEventsAfter, takeFreshXid, type EventRow } from './realtime.repository.ts';
 
 export interface LogReader {
   /** Reads now (coalesced: calls while a read runs schedule exactly one more). */
@@ -21,10 +21,12 @@ export interface LogReaderOptions {
  *
  * Ids come from a sequence taken inside the writing transaction, so id 7 can commit after id 8.
  * A plain `id > last` cursor would skip 7 forever. Instead the cursor only advances over ids that
- * were delivered or are provably dead: a missing id seen under snapshot S belongs to a transaction
- * that already had its xid (it wrote the row that fired the trigger before taking the id), so its
- * xid is below xmax(S); once a later read's xmin passes xmax(S), that transaction has ended, and if
- * the id is still absent it was rolled back. Rows above the cursor that were already delivered are
+ * were delivered or are provably dead. When a read finds id 7 missing below a committed id 8, the
+ * writer of 7 already held its transaction id (every writer takes one before its event id; see
+ * hallpass.realtime_next_id), and took 7 before 8 committed, so before the read. The reader then
+ * takes a fresh transaction id Y, above every id assigned until then, the writer's included. Once a
+ * later read's snapshot xmin is at or above Y, every transaction below Y has ended: if 7 is still
+ * absent, its writer rolled back. Rows above the cursor that were already delivered are
  * remembered so a re-read does not send them twice. Per row, commit order equals id order (the
  * second writer waits on the row lock of the first), so per-row order holds as well.
  */
@@ -32,7 +34,7 @@ export async function startLogReader(db: Db, options: LogReaderOptions): Promise
   const batchSize = options.batchSize ?? 2000;
   let cursor = await maxEventId(db);
   const delivered = new Set<number>();
-  // Missing id -> the xmax of the first read that saw it missing.
+  // Missing id -> a transaction id above its writer's: once the snapshot xmin passes it, it is dead.
   const gaps = new Map<number, bigint>();
   let running: Promise<void> | null = null;
   let again = false;
@@ -42,14 +44,19 @@ export async function startLogReader(db: Db, options: LogReaderOptions): Promise
     const batch = await readEventsAfter(db, cursor, batchSize);
     const fresh = batch.rows.filter((r) => !delivered.has(r.id));
     let expected = cursor + 1;
+    const newGaps: number[] = [];
     for (const row of batch.rows) {
-      for (let id = expected; id < row.id; id++) if (!gaps.has(id) && !delivered.has(id)) gaps.set(id, batch.xmax);
+      for (let id = expected; id < row.id; id++) if (!gaps.has(id) && !delivered.has(id)) newGaps.push(id);
       gaps.delete(row.id);
       expected = row.id + 1;
     }
+    for (const [id, bound] of gaps) if (batch.xmin >= bound) gaps.delete(id);
+    if (newGaps.length) {
+      const bound = await takeFreshXid(db);
+      for (const id of newGaps) gaps.set(id, bound);
+    }
     if (fresh.length) await options.onEvents(fresh);
     for (const row of fresh) delivered.add(row.id);
-    for (const [id, seenUnder] of gaps) if (batch.xmin >= seenUnder) gaps.delete(id);
     // Advance over the contiguous prefix of delivered/dead ids.
     while (delivered.has(cursor + 1) || (cursor + 1 < expected && !gaps.has(cursor + 1))) {
       delivered.delete(cursor + 1);

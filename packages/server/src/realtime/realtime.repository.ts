@@ -1,4 +1,4 @@
-import type { Queryable } from '@hallpass/db';
+import type { Db, Queryable } from '@hallpass/db';
 
 export interface EventRow {
   id: number;
@@ -25,8 +25,6 @@ export interface EventBatch {
   rows: EventRow[];
   /** Every transaction below xmin had finished when the rows were read. */
   xmin: bigint;
-  /** The next transaction id to be assigned when the rows were read. */
-  xmax: bigint;
 }
 
 /**
@@ -34,16 +32,28 @@ export interface EventBatch {
  * snapshot), so the caller can tell which missing ids may still commit.
  */
 export async function readEventsAfter(q: Queryable, afterId: number, limit: number): Promise<EventBatch> {
-  const { rows } = await q.query<{ xmin: string; xmax: string; events: EventRow[] | null }>(
+  const { rows } = await q.query<{ xmin: string; events: EventRow[] | null }>(
     `select pg_snapshot_xmin(pg_current_snapshot())::text as xmin,
-            pg_snapshot_xmax(pg_current_snapshot())::text as xmax,
             (select json_agg(e order by e.id) from (
                select ${eventColumns} from hallpass.realtime_events where id > $1 order by id limit $2) e) as events`,
     [afterId, limit],
   );
   const r = rows[0]!;
   const events = (r.events ?? []).map((e) => ({ ...e, created_at: new Date(e.created_at) }));
-  return { rows: events, xmin: BigInt(r.xmin), xmax: BigInt(r.xmax) };
+  return { rows: events, xmin: BigInt(r.xmin) };
+}
+
+/**
+ * A transaction id newer than every one assigned so far. (A snapshot's xmax is not that: it is the
+ * latest *completed* id + 1, and a running transaction may hold an id above it.) Asynchronous
+ * commit: nothing is written that needs to survive a crash.
+ */
+export async function takeFreshXid(db: Db): Promise<bigint> {
+  return db.transaction(async (tx) => {
+    await tx.query(`set local synchronous_commit = off`);
+    const { rows } = await tx.query<{ xid: string }>('select pg_current_xact_id()::text as xid');
+    return BigInt(rows[0]!.xid);
+  });
 }
 
 export async function maxEventId(q: Queryable): Promise<number> {

@@ -4,8 +4,21 @@
 -- Every event realtime delivers: a row change captured by trigger, or a broadcast on a topic. The
 -- id orders events; tx (the writer's transaction id) lets readers tell a gap that is still in
 -- flight from one that will never fill (a rolled-back writer), so out-of-order commits lose nothing.
+create sequence hallpass.realtime_events_id_seq;
+
+-- The reader's gap rule needs every writer to hold its transaction id before it takes an event id.
+-- A trigger's writer already does (it wrote the row first); a bare INSERT of a broadcast might
+-- evaluate nextval before its first write assigns one, so the id comes from here.
+create or replace function hallpass.realtime_next_id() returns bigint
+language plpgsql volatile
+as $$
+begin
+  perform pg_current_xact_id();
+  return nextval('hallpass.realtime_events_id_seq');
+end $$;
+
 create table hallpass.realtime_events (
-  id bigint generated always as identity primary key,
+  id bigint primary key default hallpass.realtime_next_id(),
   tx xid8 not null default pg_current_xact_id(),
   kind text not null check (kind in ('change', 'broadcast')),
   -- change
@@ -26,6 +39,7 @@ create table hallpass.realtime_events (
   check ((kind = 'broadcast') = (topic is not null and event is not null))
 );
 comment on table hallpass.realtime_events is 'Realtime change log and broadcast log; pruned after the retention window.';
+alter sequence hallpass.realtime_events_id_seq owned by hallpass.realtime_events.id;
 create index realtime_events_created_idx on hallpass.realtime_events (created_at);
 create index realtime_events_topic_idx on hallpass.realtime_events (topic, id) where kind = 'broadcast';
 
@@ -75,10 +89,21 @@ begin
   execute format('drop trigger if exists hallpass_realtime_capture on %s', tbl);
 end $$;
 
+-- The statement that asks "is this row (by primary key) visible?" for one table.
+create or replace function hallpass.realtime_pk_query(tbl regclass) returns text
+language sql stable
+as $$
+  select format('select exists (select 1 from %s t, jsonb_populate_record(null::%s, $1) r where %s)',
+                tbl, tbl, string_agg(format('t.%I = r.%I', a.attname, a.attname), ' and '))
+    from pg_index x join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any (x.indkey)
+   where x.indrelid = tbl and x.indisprimary
+$$;
+
 -- Is row `pks[i]` of `tables[i]` visible to role `roles[i]` with claims `claims[i]`? One call checks
--- a whole batch (many subscribers, many changes). Each check runs in its own subtransaction: a
--- policy that errors for one subscriber counts as "not visible" for that one and drops nothing for
--- the others. The role switches are transaction-local and end with the caller's transaction.
+-- a whole batch (many subscribers, many changes). The batch first runs in one go; if any policy
+-- errors, it is redone with each check in its own subtransaction, so the error counts as "not
+-- visible" for the subscriber it belongs to and drops nothing for the others. The role switches are
+-- transaction-local and end with the caller's transaction.
 create or replace function hallpass.realtime_visible(tables regclass[], pks jsonb[], roles text[], claims text[])
 returns boolean[]
 language plpgsql
@@ -87,18 +112,41 @@ declare
   result boolean[] := '{}';
   visible boolean;
   q text;
+  last_table regclass;
+  n int := coalesce(array_length(tables, 1), 0);
   i int;
 begin
-  for i in 1 .. coalesce(array_length(tables, 1), 0) loop
+  begin
+    for i in 1 .. n loop
+      if tables[i] is distinct from last_table then
+        q := hallpass.realtime_pk_query(tables[i]);
+        last_table := tables[i];
+      end if;
+      if roles[i] not in ('anon', 'authenticated', 'service_role') then
+        result := result || false;
+        continue;
+      end if;
+      perform set_config('role', roles[i], true), set_config('request.jwt.claims', claims[i], true);
+      execute q into visible using pks[i];
+      result := result || coalesce(visible, false);
+    end loop;
+    perform set_config('role', 'none', true), set_config('request.jwt.claims', '', true);
+    return result;
+  exception when others then
+    null;
+  end;
+
+  result := '{}';
+  last_table := null;
+  for i in 1 .. n loop
+    if tables[i] is distinct from last_table then
+      q := hallpass.realtime_pk_query(tables[i]);
+      last_table := tables[i];
+    end if;
     if roles[i] not in ('anon', 'authenticated', 'service_role') then
       result := result || false;
       continue;
     end if;
-    select format('select exists (select 1 from %s t, jsonb_populate_record(null::%s, $1) r where %s)',
-                  tables[i], tables[i], string_agg(format('t.%I = r.%I', a.attname, a.attname), ' and '))
-      into q
-      from pg_index x join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any (x.indkey)
-     where x.indrelid = tables[i] and x.indisprimary;
     begin
       perform set_config('role', roles[i], true), set_config('request.jwt.claims', claims[i], true);
       execute q into visible using pks[i];
@@ -112,6 +160,7 @@ begin
 end $$;
 revoke all on function hallpass.realtime_visible(regclass[], jsonb[], text[], text[]) from public;
 revoke all on function hallpass.realtime_publish(regclass) from public;
+revoke all on function hallpass.realtime_pk_query(regclass) from public;
 revoke all on function hallpass.realtime_unpublish(regclass) from public;
 
 select hallpass.realtime_publish('public.profiles');
