@@ -4,7 +4,7 @@
 // commit->receipt latency percentiles. Bounded in sockets, rate and time; talks to 127.0.0.1 only.
 //
 // BENCH_SOCKETS (default 10000), BENCH_RATES (default 500,2000), BENCH_SECONDS per rate (default
-// 10), BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a fresh database
+// 10), BENCH_SERVER_NODE_ARGS (e.g. --cpu-prof), BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; a fresh database
 // is created in it and dropped at the end).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +24,7 @@ const seconds = Math.min(Number(process.env.BENCH_SECONDS ?? 10), 60);
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const deadline = setTimeout(() => {
   console.error('bench: over its 6-minute budget; stopping');
-  process.exit(2);
+  void cleanUp().then(() => process.exit(2));
 }, 6 * 60_000);
 deadline.unref();
 
@@ -75,7 +75,7 @@ async function main() {
 
   // The server in its own process, so its RSS is its own. ulimit raised for 10k+ sockets.
   const mainTs = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
-  server = spawn('sh', ['-c', `ulimit -n 20000 2>/dev/null; exec "${process.execPath}" --import tsx "${mainTs}" serve`], {
+  server = spawn('sh', ['-c', `ulimit -n 20000 2>/dev/null; exec "${process.execPath}" ${process.env.BENCH_SERVER_NODE_ARGS ?? ''} --import tsx "${mainTs}" serve`], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -125,6 +125,7 @@ async function main() {
         }
       });
       ws.on('error', () => resolve());
+      ws.on('close', () => resolve());
     });
   const parallel = 200;
   for (let i = 0; i < users.length; i += parallel) {
@@ -203,12 +204,24 @@ async function main() {
   console.log(`\nsummary (${sockets} sockets, ${seconds} s per rate, 2 cores, PostgreSQL on the same box):\n${results.join('\n')}`);
 }
 
-try {
-  await main();
-} finally {
+let cleaned = false;
+async function cleanUp(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
   server?.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 500));
+  server?.kill('SIGKILL');
   await admin(`drop database if exists ${dbName} with (force)`).catch((err: unknown) => console.error(err));
   rmSync(dataDir, { recursive: true, force: true });
 }
-process.exit(0);
+// Interrupted (Ctrl-C, timeout): leave no server or database behind.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanUp().then(() => process.exit(130)));
+try {
+  await main();
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  await cleanUp();
+}
+process.exit();

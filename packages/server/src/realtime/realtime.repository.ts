@@ -1,4 +1,4 @@
-import type { Db, Queryable } from '@hallpass/db';
+import type { Queryable } from '@hallpass/db';
 
 export interface EventRow {
   id: number;
@@ -48,12 +48,12 @@ export async function readEventsAfter(q: Queryable, afterId: number, limit: numb
  * latest *completed* id + 1, and a running transaction may hold an id above it.) Asynchronous
  * commit: nothing is written that needs to survive a crash.
  */
-export async function takeFreshXid(db: Db): Promise<bigint> {
-  return db.transaction(async (tx) => {
-    await tx.query(`set local synchronous_commit = off`);
-    const { rows } = await tx.query<{ xid: string }>('select pg_current_xact_id()::text as xid');
-    return BigInt(rows[0]!.xid);
-  });
+export async function takeFreshXid(q: Queryable): Promise<bigint> {
+  // One statement, its own transaction: the local setting applies to that transaction's commit.
+  const { rows } = await q.query<{ xid: string }>(
+    `select set_config('synchronous_commit', 'off', true) as s, pg_current_xact_id()::text as xid`,
+  );
+  return BigInt(rows[0]!.xid);
 }
 
 export async function maxEventId(q: Queryable): Promise<number> {
