@@ -37,6 +37,8 @@ export async function startLogReader(db: Db, options: LogReaderOptions): Promise
   // Missing id -> a transaction id above its writer's: once the snapshot xmin passes it, it is dead.
   const gaps = new Map<number, bigint>();
   let running: Promise<void> | null = null;
+  let dispatching: Promise<void> = Promise.resolve();
+  let queued = 0;
   let again = false;
   let stopped = false;
 
@@ -55,7 +57,16 @@ export async function startLogReader(db: Db, options: LogReaderOptions): Promise
       const bound = await takeFreshXid(db);
       for (const id of newGaps) gaps.set(id, bound);
     }
-    if (fresh.length) await options.onEvents(fresh);
+    if (fresh.length) {
+      // Delivery is chained (so it stays in id order) but not awaited: the next read overlaps the
+      // RLS checks of this batch. At most two batches wait, so a slow delivery slows reading.
+      if (queued >= 2) await dispatching;
+      queued++;
+      dispatching = dispatching
+        .then(() => options.onEvents(fresh))
+        .catch((err: unknown) => options.onError(err))
+        .finally(() => void queued--);
+    }
     for (const row of fresh) delivered.add(row.id);
     // Advance over the contiguous prefix of delivered/dead ids.
     while (delivered.has(cursor + 1) || (cursor + 1 < expected && !gaps.has(cursor + 1))) {
@@ -101,6 +112,7 @@ export async function startLogReader(db: Db, options: LogReaderOptions): Promise
       stopped = true;
       clearInterval(tick);
       await running;
+      await dispatching;
     },
   };
   return reader;

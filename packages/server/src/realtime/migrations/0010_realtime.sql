@@ -131,53 +131,45 @@ returns boolean[]
 language plpgsql
 as $$
 declare
-  result boolean[] := '{}';
+  result boolean[];
   visible boolean;
-  q text;
-  last_table regclass;
-  n int := coalesce(array_length(tables, 1), 0);
+  -- The check statement of each item, built per distinct table before any role switch (the
+  -- subscriber roles may not use this schema).
+  queries text[] := array(
+    select d.q from unnest(tables) with ordinality as u (t, ord)
+      join (select x.t, hallpass.realtime_pk_query(x.t) as q from (select distinct t from unnest(tables) t) x) d on d.t = u.t
+     order by u.ord);
+  isolate boolean;
   i int;
 begin
-  begin
-    for i in 1 .. n loop
-      if tables[i] is distinct from last_table then
-        q := hallpass.realtime_pk_query(tables[i]);
-        last_table := tables[i];
-      end if;
-      if roles[i] not in ('anon', 'authenticated', 'service_role') then
-        result := result || false;
-        continue;
-      end if;
-      perform set_config('role', roles[i], true), set_config('request.jwt.claims', claims[i], true);
-      execute q into visible using pks[i];
-      result := result || coalesce(visible, false);
-    end loop;
-    perform set_config('role', 'none', true), set_config('request.jwt.claims', '', true);
-    return result;
-  exception when others then
-    null;
-  end;
-
-  result := '{}';
-  last_table := null;
-  for i in 1 .. n loop
-    if tables[i] is distinct from last_table then
-      q := hallpass.realtime_pk_query(tables[i]);
-      last_table := tables[i];
-    end if;
-    if roles[i] not in ('anon', 'authenticated', 'service_role') then
-      result := result || false;
-      continue;
-    end if;
+  foreach isolate in array array[false, true] loop
+    result := '{}';
     begin
-      perform set_config('role', roles[i], true), set_config('request.jwt.claims', claims[i], true);
-      execute q into visible using pks[i];
-      result := result || coalesce(visible, false);
+      for i in 1 .. coalesce(array_length(tables, 1), 0) loop
+        visible := false;
+        if roles[i] in ('anon', 'authenticated', 'service_role') then
+          if not isolate then
+            perform set_config('role', roles[i], true), set_config('request.jwt.claims', claims[i], true);
+            execute queries[i] into visible using pks[i];
+          else
+            begin
+              perform set_config('role', roles[i], true), set_config('request.jwt.claims', claims[i], true);
+              execute queries[i] into visible using pks[i];
+            exception when others then
+              visible := false;
+            end;
+          end if;
+        end if;
+        result := result || coalesce(visible, false);
+      end loop;
+      perform set_config('role', 'none', true), set_config('request.jwt.claims', '', true);
+      return result;
     exception when others then
-      result := result || false;
+      if isolate then
+        raise;
+      end if;
     end;
   end loop;
-  perform set_config('role', 'none', true), set_config('request.jwt.claims', '', true);
   return result;
 end $$;
 revoke all on function hallpass.realtime_visible(regclass[], jsonb[], text[], text[]) from public;
