@@ -9,3 +9,5 @@ export type {
   SessionInfo,
   SessionResponse,
 } from './wire.ts';
+export { userTopic } from './realtime.ts';
+export type { ProfileSyncPayload } from './realtime.ts';

@@ -70,6 +70,7 @@ export class Hub {
   private readonly entries = new Map<HubChannel, Entry[]>();
   private readonly tableInfo = new Map<string, { info: TableInfo | null; at: number }>();
   private readonly columns = new Map<string, { cols: Set<string>; at: number }>();
+  private bindingIds = Math.floor(Math.random() * 1_000_000);
   /** Counters for operators and the bench. */
   readonly stats = { delivered: 0, checks: 0, dropped: 0 };
 
@@ -77,6 +78,11 @@ export class Hub {
     private readonly db: Db,
     private readonly log: Logger,
   ) {}
+
+  /** A postgres_changes binding id, unique on this instance (realtime-js matches events by it). */
+  nextBindingId(): number {
+    return ++this.bindingIds;
+  }
 
   get channelCount(): number {
     return this.entries.size;

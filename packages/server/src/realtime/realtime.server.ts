@@ -48,7 +48,11 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== realtimePath && url.pathname !== `${realtimePath}/`) return;
+    if (url.pathname !== realtimePath && url.pathname !== `${realtimePath}/`) {
+      // Ours is the only upgrade handler unless a feature adds another: then the path is theirs.
+      if (server.listenerCount('upgrade') === 1) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
     accept(req, url)
       .then((conn) => {
         if (!conn) {

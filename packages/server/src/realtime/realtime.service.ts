@@ -1,10 +1,6 @@
 import type { Queryable } from '@hallpass/db';
+import { userTopic, type ProfileSyncPayload } from '@hallpass/protocol';
 import { insertBroadcast } from './realtime.repository.ts';
-
-/** The private topic of one user: only they (and the service key) may join or write it. */
-export function userTopic(sub: string): string {
-  return `user:${sub}`;
-}
 
 /**
  * Tells every device of a user that they just signed in (so they refresh their profile). Written in
@@ -12,10 +8,6 @@ export function userTopic(sub: string): string {
  * that was offline replays it).
  */
 export async function broadcastProfileSync(q: Queryable, input: { sub: string; email: string; at: Date }): Promise<number> {
-  return insertBroadcast(q, {
-    topic: userTopic(input.sub),
-    event: 'profile_sync',
-    payload: { email: input.email, reason: 'login', at: input.at.toISOString() },
-    private: true,
-  });
+  const payload: ProfileSyncPayload = { email: input.email, reason: 'login', at: input.at.toISOString() };
+  return insertBroadcast(q, { topic: userTopic(input.sub), event: 'profile_sync', payload, private: true });
 }

@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import { userTopic } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
 import { parseFilter } from './realtime.filters.ts';
 import type { ChangeEvent, Hub, HubChannel, Identity, PgBinding } from './realtime.hub.ts';
@@ -19,7 +20,6 @@ export interface Connection {
 }
 
 const changeEvents = new Set<ChangeEvent>(['*', 'INSERT', 'UPDATE', 'DELETE']);
-let bindingIds = Math.floor(Math.random() * 1_000_000);
 const maxChannelsPerSocket = 100;
 const replayLimit = 1000;
 
@@ -199,11 +199,11 @@ export class RealtimeSocket {
    * `user:*` topics are always private, so a public channel of the same name hears nothing.
    */
   private authorizeTopic(subTopic: string, isPrivate: boolean, identity: Identity): string | null {
-    const personal = subTopic.startsWith('user:');
+    const personal = subTopic.startsWith(userTopic(''));
     if (personal && !isPrivate) return 'Unauthorized: user:<id> topics are private; join with config.private = true';
     if (!isPrivate || identity.claims.role === 'service_role') return null;
     if (!identity.sub) return 'Unauthorized: private channels need a signed-in user; join with access_token';
-    if (subTopic !== `user:${identity.sub}`) return `Unauthorized: you may join only your own private topic user:${identity.sub}`;
+    if (subTopic !== userTopic(identity.sub)) return `Unauthorized: you may join only your own private topic user:${identity.sub}`;
     return null;
   }
 
@@ -232,7 +232,7 @@ export class RealtimeSocket {
     if (rls && identity.claims.role === 'anon') {
       return `Unauthorized: changes on ${schema}.${table === '*' ? '*' : table} are row-level secured; join with a user access_token`;
     }
-    return { id: ++bindingIds, event, schema, table, filter };
+    return { id: this.hub.nextBindingId(), event, schema, table, filter };
   }
 
   private async replay(ch: JoinedChannel, replay: Record<string, unknown>): Promise<void> {
