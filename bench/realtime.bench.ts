@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -189,10 +189,10 @@ async function main() {
     const drainUntil = Date.now() + 5000;
     while (received < sent && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
     const missing = [...commitAt.keys()].filter((k) => !seen.has(k));
-    if (missing.length) console.log(`missing ${missing.length} events, e.g. seq ${missing.slice(0, 5).join(', ')}`);
+    if (missing.length) console.log(`not delivered within the 5 s drain: ${missing.length} events, e.g. seq ${missing.slice(0, 5).join(', ')}`);
     const sorted = [...latencies].sort((a, b) => a - b);
     const line =
-      `rate ${rate}/s: sockets ${open()}, server RSS max ${maxRss} MB, written ${sent}, delivered ${received} ` +
+      `rate ${rate}/s (load avg ${loadavg()[0]!.toFixed(1)}): sockets ${open()}, server RSS max ${maxRss} MB, written ${sent}, delivered ${received} ` +
       `(${(received / elapsed).toFixed(0)}/s), commit->receipt p50 ${percentile(sorted, 50).toFixed(1)} ms, ` +
       `p95 ${percentile(sorted, 95).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms`;
     console.log(line);

@@ -179,6 +179,10 @@ export class RealtimeSocket {
         socket.kick(ch, message);
       },
     };
+    // The checks above awaited: the socket may have closed, or a rejoin of this topic got here first.
+    if (this.closed) return;
+    const raced = this.channels.get(frame.topic);
+    if (raced) this.drop(raced);
     this.channels.set(frame.topic, ch);
     this.hub.add(ch);
     this.armExpiry(ch);
@@ -188,7 +192,12 @@ export class RealtimeSocket {
       this.system(ch, 'postgres_changes', 'ok', 'Subscribed to PostgreSQL');
     }
     const replay = obj(broadcast.replay);
-    if (replay.since !== undefined || replay.after_id !== undefined) await this.replay(ch, replay);
+    if (replay.since !== undefined || replay.after_id !== undefined) {
+      await this.replay(ch, replay).catch((err: unknown) => {
+        this.deps.log.error({ err }, 'realtime: replay failed');
+        this.system(ch, 'system', 'error', 'Replay failed; live events follow. Reload the state to be sure.');
+      });
+    }
     const held = ch.pending ?? [];
     ch.pending = null;
     for (const p of held) ch.deliver(p.id, p.frame);
