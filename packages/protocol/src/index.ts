@@ -11,3 +11,5 @@ export type {
   DeviceSession,
   PublicConfig,
 } from './wire.ts';
+export { userTopic } from './realtime.ts';
+export type { ProfileSyncPayload } from './realtime.ts';

@@ -14,6 +14,7 @@ import { hasBuiltApp, staticAppRoutes } from './http/static-app.ts';
 import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
 import { passwordlessRoutes } from './passwordless/passwordless.routes.ts';
 import { profileRoutes } from './profiles/profiles.routes.ts';
+import { realtimeRoutes } from './realtime/realtime.routes.ts';
 import { sessionRoutes } from './sessions/sessions.routes.ts';
 import { AppError } from './shared/errors.ts';
 
@@ -86,6 +87,7 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
   app.route('/', sessionRoutes(deps));
   app.route('/', profileRoutes(deps));
   app.route('/', publicConfigRoutes(deps));
+  app.route('/', realtimeRoutes(deps));
   if (deps.config.mail.devMailbox) app.route('/', devMailboxRoutes(deps));
   // A built app (APP_STATIC_DIR, e.g. the holiday-sale example) replaces the tiny built-in page.
   if (hasBuiltApp(deps.config.appStaticDir)) app.route('/', staticAppRoutes(deps.config.appStaticDir));

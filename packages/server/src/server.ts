@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { coreMigrationsDir, loadMigrations, migrate, openDb, type Db } from '@hallpass/db';
@@ -10,11 +11,12 @@ import { createDevMailboxTransport, createSmtpTransport, type MailTransport } fr
 import { deriveServerKeys } from './shared/crypto.ts';
 import { createSignal } from './shared/signal.ts';
 import { loadSecrets } from './sessions/signing-keys.ts';
+import { startRealtime, type RealtimeServer } from './realtime/realtime.server.ts';
 
 /** Every feature's SQL, in the order the numbers give. */
 export const migrationDirs = [
   coreMigrationsDir,
-  ...['profiles', 'sessions', 'passwordless', 'mail'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
+  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
 /** Applies Hallpass's migrations and, when configured, the app's own (numbers 0020 and up). */
@@ -74,6 +76,7 @@ export interface RunningServer {
   url: string;
   deps: Deps;
   outbox: OutboxWorker;
+  realtime: RealtimeServer;
   close(): Promise<void>;
 }
 
@@ -97,13 +100,16 @@ export async function startServer(
   // Longer than the usual load balancer idle timeout (60 s), so the balancer closes idle connections
   // first and never sends a request into one we are closing.
   if ('keepAliveTimeout' in server) server.keepAliveTimeout = 65_000;
+  const realtime = await startRealtime(deps, server as HttpServer);
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   return {
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     deps,
     outbox,
+    realtime,
     async close() {
+      await realtime.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();

@@ -44,6 +44,9 @@ const envSchema = z.object({
   DEV_MAILBOX: bool.optional(),
   APP_STATIC_DIR: z.string().optional(),
   APP_MIGRATIONS_DIR: z.string().optional(),
+  REALTIME_RETENTION_SECONDS: int(60, 30 * 86_400).default(86_400),
+  REALTIME_PRUNE_INTERVAL_SECONDS: int(1, 86_400).default(300),
+  REALTIME_SESSION_CHECK_SECONDS: int(1, 3600).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -84,6 +87,8 @@ export interface Config {
   appStaticDir: string | undefined;
   /** The app's own SQL migrations (numbers 0020+), applied after Hallpass's. */
   appMigrationsDir: string | undefined;
+  /** Realtime: how long change and broadcast events stay replayable, and the background schedules. */
+  realtime: { retentionSeconds: number; pruneIntervalSeconds: number; sessionCheckSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -151,6 +156,11 @@ export function loadConfig(env: Env): Readonly<Config> {
     logLevel: e.LOG_LEVEL,
     appStaticDir: e.APP_STATIC_DIR ? resolve(e.APP_STATIC_DIR) : undefined,
     appMigrationsDir: e.APP_MIGRATIONS_DIR ? resolve(e.APP_MIGRATIONS_DIR) : undefined,
+    realtime: {
+      retentionSeconds: e.REALTIME_RETENTION_SECONDS,
+      pruneIntervalSeconds: e.REALTIME_PRUNE_INTERVAL_SECONDS,
+      sessionCheckSeconds: e.REALTIME_SESSION_CHECK_SECONDS,
+    },
   });
 }
 

@@ -4,6 +4,7 @@ import type { PasswordlessType, SendResponse } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
 import { enqueueSignInMail, sealSignInMail, supersedePendingMail } from '../mail/outbox.ts';
 import type { ProfileRow } from '../profiles/profiles.repository.ts';
+import { broadcastProfileSync } from '../realtime/realtime.service.ts';
 import { issueNewSession, prepareSession, type IssuedSession } from '../sessions/sessions.service.ts';
 import { digest, digestsEqual, generateCode, generateToken } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
@@ -247,8 +248,8 @@ export async function verifyLink(deps: PwDeps, linkToken: string, ctx: RequestCo
 
 /**
  * The verified email becomes a session: consume the request, upsert the profile as service_role
- * (RLS bypassed: no row exists yet on first login), then open the session. One transaction, so a
- * failure anywhere leaves the code unused and nothing half-written.
+ * (RLS bypassed: no row exists yet on first login), open the session and broadcast profile_sync.
+ * One transaction, so a failure anywhere leaves the code unused and nothing half-written.
  */
 async function completeSignIn(
   deps: PwDeps,
@@ -268,6 +269,8 @@ async function completeSignIn(
     refreshHash: prepared.refreshHash,
   });
   const issued = await issueNewSession(deps, profile, session, prepared.refreshToken);
+  // In this transaction: every device of the user hears of the sign-in only if it commits.
+  await broadcastProfileSync(tx, { sub: profile.id, email: profile.email, at: deps.clock.now() });
   return { profile, created, issued, state: req.state, redirectTo: req.redirect_to };
 }
 

@@ -9,6 +9,7 @@ import {
   extendSession,
   findLiveSession,
   insertRefreshToken,
+  insertSession,
   lockRefreshToken,
   markRefreshTokenRotated,
   revokeSessionRow,
@@ -51,6 +52,28 @@ export async function issueNewSession(
 ): Promise<IssuedSession> {
   const { token, claims } = await signAccessToken(deps, profile, session);
   return { session, accessToken: token, refreshToken, claims };
+}
+
+/**
+ * Opens a session for a profile inside the caller's transaction (seeding, tests, and any flow other
+ * than the passwordless verify, which writes its session in `completeSignInWrite`).
+ */
+export async function startSession(
+  deps: SessionDeps,
+  tx: Tx,
+  input: { profile: ProfileRow; method: 'otp' | 'magic_link'; userAgent: string | null; ip: string | null },
+): Promise<IssuedSession> {
+  const prepared = prepareSession(deps, input.method);
+  const session = await insertSession(tx, {
+    profileId: input.profile.id,
+    tenantId: input.profile.tenant_id,
+    amr: prepared.amr,
+    userAgent: input.userAgent?.slice(0, 512) ?? null,
+    ip: input.ip,
+    expiresAt: prepared.expiresAt,
+  });
+  await insertRefreshToken(tx, session.id, prepared.refreshHash);
+  return issueNewSession(deps, input.profile, session, prepared.refreshToken);
 }
 
 /** What a new session needs before it is written: its refresh token and window. */

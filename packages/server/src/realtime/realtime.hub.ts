@@ -1,0 +1,323 @@
+import type { Claims, Db } from '@hallpass/db';
+import type { Logger } from 'pino';
+import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
+import type { Frame } from './realtime.protocol.ts';
+import { checkVisible, describeTable, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
+
+/** Who a channel acts as. Bound at join and re-bound by each `access_token` message. */
+export interface Identity {
+  /** Where it came from: the join's access token, the session cookie of the upgrade, or the apikey. */
+  source: 'token' | 'cookie' | 'apikey';
+  claims: Claims;
+  /** `claims` serialised once: the key RLS checks are batched and deduplicated by. */
+  claimsJson: string;
+  sessionId: string | null;
+  sub: string | null;
+  /** When a token identity's JWT expires (ms); the channel is closed then unless a new token came. */
+  expiresAt: number | null;
+}
+
+export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
+
+export interface PgBinding {
+  id: number;
+  event: ChangeEvent;
+  schema: string;
+  /** A table name, or '*' for every published table of the schema. */
+  table: string;
+  filter: Filter | null;
+}
+
+/** What the hub needs of a joined channel; the socket owns the rest. */
+export interface HubChannel {
+  readonly key: string;
+  /** The topic without the `realtime:` prefix. */
+  readonly subTopic: string;
+  readonly isPrivate: boolean;
+  readonly broadcastSelf: boolean;
+  readonly bindings: readonly PgBinding[];
+  identity: Identity;
+  deliver(eventId: number, frame: Omit<Frame, 'joinRef' | 'topic'>): void;
+  /** Tells the client why (a `system` error) and closes the channel (`phx_close`). */
+  kick(message: string): void;
+}
+
+interface Entry {
+  channel: HubChannel;
+  binding: PgBinding;
+  /** The index key of an eq filter, fixed at add so remove finds it whatever the cache holds. */
+  eqKey?: string | number;
+}
+
+interface TableSubs {
+  /** column -> canonical value -> subscribers with `column=eq.value`: found by lookup, not scan. */
+  eq: Map<string, Map<string | number, Set<Entry>>>;
+  /** Subscribers with no filter or a non-eq filter: checked one by one. */
+  scan: Set<Entry>;
+}
+
+const cacheMs = 30_000;
+
+/**
+ * The subscriber registry of one server instance and the delivery of log events to it: broadcasts
+ * by topic, row changes by (table, filter) index, each INSERT/UPDATE checked against the table's
+ * RLS as every candidate subscriber in one batched call before anything is sent.
+ */
+export class Hub {
+  private readonly tables = new Map<string, TableSubs>();
+  private readonly topics = new Map<string, Set<HubChannel>>();
+  private readonly sessions = new Map<string, Set<HubChannel>>();
+  private readonly entries = new Map<HubChannel, Entry[]>();
+  private readonly tableInfo = new Map<string, { info: TableInfo | null; at: number }>();
+  private readonly columns = new Map<string, { cols: Set<string>; at: number }>();
+  private bindingIds = Math.floor(Math.random() * 1_000_000);
+  /** Counters for operators and the bench. */
+  readonly stats = { delivered: 0, checks: 0, dropped: 0 };
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+  ) {}
+
+  /** A postgres_changes binding id, unique on this instance (realtime-js matches events by it). */
+  nextBindingId(): number {
+    return ++this.bindingIds;
+  }
+
+  get channelCount(): number {
+    return this.entries.size;
+  }
+
+  async table(schema: string, table: string): Promise<TableInfo | null> {
+    const key = `${schema}.${table}`;
+    const hit = this.tableInfo.get(key);
+    if (hit && Date.now() - hit.at < cacheMs) return hit.info;
+    const info = await describeTable(this.db, schema, table);
+    this.tableInfo.set(key, { info, at: Date.now() });
+    return info;
+  }
+
+  add(channel: HubChannel): void {
+    const list: Entry[] = [];
+    for (const binding of channel.bindings) {
+      const entry: Entry = { channel, binding };
+      list.push(entry);
+      const subs = this.subsOf(`${binding.schema}.${binding.table}`);
+      const f = binding.filter;
+      if (f?.op === 'eq') {
+        let byValue = subs.eq.get(f.column);
+        if (!byValue) subs.eq.set(f.column, (byValue = new Map()));
+        const key = canonical(this.kindOf(binding.schema, binding.table, f.column), f.values[0])!;
+        entry.eqKey = key;
+        let set = byValue.get(key);
+        if (!set) byValue.set(key, (set = new Set()));
+        set.add(entry);
+      } else subs.scan.add(entry);
+    }
+    this.entries.set(channel, list);
+    addTo(this.topics, channel.subTopic, channel);
+    if (channel.identity.sessionId) addTo(this.sessions, channel.identity.sessionId, channel);
+  }
+
+  remove(channel: HubChannel): void {
+    const list = this.entries.get(channel);
+    if (!list) return;
+    this.entries.delete(channel);
+    for (const entry of list) {
+      const key = `${entry.binding.schema}.${entry.binding.table}`;
+      const subs = this.tables.get(key);
+      if (!subs) continue;
+      const f = entry.binding.filter;
+      if (f?.op === 'eq') {
+        const byValue = subs.eq.get(f.column);
+        const k = entry.eqKey!;
+        byValue?.get(k)?.delete(entry);
+        if (byValue?.get(k)?.size === 0) byValue.delete(k);
+        if (byValue?.size === 0) subs.eq.delete(f.column);
+      } else subs.scan.delete(entry);
+      if (subs.eq.size === 0 && subs.scan.size === 0) this.tables.delete(key);
+    }
+    removeFrom(this.topics, channel.subTopic, channel);
+    if (channel.identity.sessionId) removeFrom(this.sessions, channel.identity.sessionId, channel);
+  }
+
+  /** A new token for a joined channel: the session index follows the identity. */
+  rebind(channel: HubChannel, identity: Identity): void {
+    if (channel.identity.sessionId) removeFrom(this.sessions, channel.identity.sessionId, channel);
+    channel.identity = identity;
+    if (identity.sessionId && this.entries.has(channel)) addTo(this.sessions, identity.sessionId, channel);
+  }
+
+  /** Session ids some channel is bound to (for the periodic liveness check). */
+  sessionIds(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  /** Closes every channel of a revoked or ended session, telling each client why. */
+  endSession(sessionId: string, message: string): number {
+    const set = this.sessions.get(sessionId);
+    if (!set) return 0;
+    const channels = [...set];
+    for (const channel of channels) channel.kick(message);
+    return channels.length;
+  }
+
+  /** Delivers log rows to every matching channel (or, for a replay, to `only`). */
+  async dispatch(rows: readonly EventRow[], only?: HubChannel, replayed = false): Promise<void> {
+    const changes: Array<{ row: EventRow; targets: Map<HubChannel, number[]> }> = [];
+    for (const row of rows) {
+      if (row.kind === 'broadcast') this.sendBroadcast(row, only, replayed);
+      else {
+        const targets = await this.candidates(row, only);
+        if (targets.size) changes.push({ row, targets });
+      }
+    }
+    if (!changes.length) return;
+
+    // Every (change, distinct claims) pair that RLS must decide, in one round trip.
+    const checks: VisibilityCheck[] = [];
+    const checkIndex = new Map<string, number>();
+    for (const [i, { row, targets }] of changes.entries()) {
+      if (row.op === 'DELETE') continue;
+      const info = (await this.table(row.schema_name!, row.table_name!))!;
+      for (const channel of targets.keys()) {
+        const { claims, claimsJson } = channel.identity;
+        // service_role bypasses RLS in Postgres too; asking would only cost a round trip.
+        if (claims.role === 'service_role') continue;
+        const key = `${i}\u0000${claimsJson}`;
+        if (checkIndex.has(key)) continue;
+        checkIndex.set(key, checks.length);
+        checks.push({ table: qualified(info), pk: pick(row.record!, info.pk), role: claims.role, claims: claimsJson });
+      }
+    }
+    let visible: boolean[] = [];
+    try {
+      visible = await checkVisible(this.db, checks);
+    } catch (err) {
+      // Nothing is sent unchecked: a failed batch drops its INSERT/UPDATE events (logged).
+      this.log.error({ err }, 'realtime: RLS check failed; dropping the batch');
+      visible = checks.map(() => false);
+    }
+    this.stats.checks += checks.length;
+
+    for (const [i, { row, targets }] of changes.entries()) {
+      const info = (await this.table(row.schema_name!, row.table_name!))!;
+      for (const [channel, ids] of targets) {
+        const { claims, claimsJson } = channel.identity;
+        if (row.op !== 'DELETE' && claims.role !== 'service_role' && !visible[checkIndex.get(`${i}\u0000${claimsJson}`)!]) {
+          this.stats.dropped++;
+          continue;
+        }
+        const cols = await this.selectable(claims.role, info);
+        channel.deliver(row.id, { ref: null, event: 'postgres_changes', payload: { ids, data: changeData(row, info, cols) } });
+        this.stats.delivered++;
+      }
+    }
+  }
+
+  private sendBroadcast(row: EventRow, only: HubChannel | undefined, replayed: boolean): void {
+    const channels = only ? [only] : [...(this.topics.get(row.topic!) ?? [])];
+    for (const channel of channels) {
+      // A private message never reaches a public channel of the same name, and the reverse.
+      if (channel.subTopic !== row.topic || channel.isPrivate !== row.private) continue;
+      if (!channel.broadcastSelf && row.origin === channel.key) continue;
+      const meta = replayed ? { id: String(row.id), replayed: true } : { id: String(row.id) };
+      channel.deliver(row.id, { ref: null, event: 'broadcast', payload: { type: 'broadcast', event: row.event, payload: row.payload, meta } });
+      this.stats.delivered++;
+    }
+  }
+
+  /** Channels whose bindings match the change, with the ids of the matching bindings. */
+  private async candidates(row: EventRow, only?: HubChannel): Promise<Map<HubChannel, number[]>> {
+    const out = new Map<HubChannel, number[]>();
+    const info = await this.table(row.schema_name!, row.table_name!);
+    if (!info) return out;
+    const image = (row.op === 'DELETE' ? row.old_record : row.record) ?? {};
+    const kinds = new Map(info.columns.map((c) => [c.name, columnKind(c.type)]));
+    const consider = (entry: Entry) => {
+      const { binding } = entry;
+      if (binding.event !== '*' && binding.event !== row.op) return;
+      if (binding.filter && !matchesFilter(binding.filter, kinds.get(binding.filter.column) ?? 'text', image)) return;
+      const ids = out.get(entry.channel);
+      if (ids) ids.push(binding.id);
+      else out.set(entry.channel, [binding.id]);
+    };
+    if (only) {
+      for (const binding of only.bindings) {
+        if (binding.schema === row.schema_name && (binding.table === row.table_name || binding.table === '*')) consider({ channel: only, binding });
+      }
+      return out;
+    }
+    for (const key of [`${row.schema_name}.${row.table_name}`, `${row.schema_name}.*`]) {
+      const subs = this.tables.get(key);
+      if (!subs) continue;
+      for (const [column, byValue] of subs.eq) {
+        const v = canonical(kinds.get(column) ?? 'text', image[column]);
+        if (v !== null) for (const entry of byValue.get(v) ?? []) consider(entry);
+      }
+      for (const entry of subs.scan) consider(entry);
+    }
+    return out;
+  }
+
+  private async selectable(role: string, info: TableInfo): Promise<Set<string>> {
+    const key = `${role}|${info.schema}.${info.table}`;
+    const hit = this.columns.get(key);
+    if (hit && Date.now() - hit.at < cacheMs) return hit.cols;
+    const cols = new Set(await selectableColumns(this.db, role, info.schema, info.table));
+    this.columns.set(key, { cols, at: Date.now() });
+    return cols;
+  }
+
+  private kindOf(schema: string, table: string, column: string): ColumnKind {
+    const info = this.tableInfo.get(`${schema}.${table}`)?.info;
+    const type = info?.columns.find((c) => c.name === column)?.type;
+    return type ? columnKind(type) : 'text';
+  }
+
+  private subsOf(key: string): TableSubs {
+    let subs = this.tables.get(key);
+    if (!subs) this.tables.set(key, (subs = { eq: new Map(), scan: new Set() }));
+    return subs;
+  }
+}
+
+/**
+ * The `data` of a postgres_changes message, as Supabase Realtime sends it. `old_record` carries the
+ * primary key only (what Postgres' default replica identity gives), and only columns the
+ * subscriber's role may select are included.
+ */
+function changeData(row: EventRow, info: TableInfo, cols: Set<string>) {
+  const project = (r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).filter(([k]) => cols.has(k)));
+  return {
+    schema: row.schema_name,
+    table: row.table_name,
+    commit_timestamp: row.created_at.toISOString(),
+    type: row.op,
+    columns: info.columns.filter((c) => cols.has(c.name)),
+    ...(row.op !== 'DELETE' ? { record: project(row.record ?? {}) } : {}),
+    ...(row.op !== 'INSERT' ? { old_record: project(pick(row.old_record ?? {}, info.pk)) } : {}),
+    errors: null,
+  };
+}
+
+function pick(r: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((k) => [k, r[k]]));
+}
+
+/** A catalog-checked `schema.table`, quoted for the regclass cast. */
+function qualified(info: TableInfo): string {
+  return `"${info.schema.replace(/"/g, '""')}"."${info.table.replace(/"/g, '""')}"`;
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  set?.delete(value);
+  if (set?.size === 0) map.delete(key);
+}

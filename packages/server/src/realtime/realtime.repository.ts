@@ -1,0 +1,180 @@
+import type { Queryable } from '@hallpass/db';
+
+export interface EventRow {
+  id: number;
+  /** The writer's transaction id (xid8), as text: 64-bit. */
+  tx: string;
+  kind: 'change' | 'broadcast';
+  schema_name: string | null;
+  table_name: string | null;
+  op: 'INSERT' | 'UPDATE' | 'DELETE' | null;
+  record: Record<string, unknown> | null;
+  old_record: Record<string, unknown> | null;
+  topic: string | null;
+  event: string | null;
+  payload: unknown;
+  private: boolean;
+  origin: string | null;
+  created_at: Date;
+}
+
+const eventColumns =
+  'id, tx::text as tx, kind, schema_name, table_name, op, record, old_record, topic, event, payload, private, origin, created_at';
+
+export interface EventBatch {
+  rows: EventRow[];
+  /** Every transaction below xmin had finished when the rows were read. */
+  xmin: bigint;
+}
+
+/**
+ * Committed events after `afterId`, with the snapshot they were read under (one statement, one
+ * snapshot), so the caller can tell which missing ids may still commit.
+ */
+export async function readEventsAfter(q: Queryable, afterId: number, limit: number): Promise<EventBatch> {
+  const { rows } = await q.query<{ xmin: string; events: EventRow[] | null }>(
+    `select pg_snapshot_xmin(pg_current_snapshot())::text as xmin,
+            (select json_agg(e order by e.id) from (
+               select ${eventColumns} from hallpass.realtime_events where id > $1 order by id limit $2) e) as events`,
+    [afterId, limit],
+  );
+  const r = rows[0]!;
+  const events = (r.events ?? []).map((e) => ({ ...e, created_at: new Date(e.created_at) }));
+  return { rows: events, xmin: BigInt(r.xmin) };
+}
+
+/**
+ * A transaction id newer than every one assigned so far. (A snapshot's xmax is not that: it is the
+ * latest *completed* id + 1, and a running transaction may hold an id above it.) Asynchronous
+ * commit: nothing is written that needs to survive a crash.
+ */
+export async function takeFreshXid(q: Queryable): Promise<bigint> {
+  // One statement, its own transaction: the local setting applies to that transaction's commit.
+  const { rows } = await q.query<{ xid: string }>(
+    `select set_config('synchronous_commit', 'off', true) as s, pg_current_xact_id()::text as xid`,
+  );
+  return BigInt(rows[0]!.xid);
+}
+
+export async function maxEventId(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ id: number | null }>('select max(id) as id from hallpass.realtime_events');
+  return Number(rows[0]?.id ?? 0);
+}
+
+export interface BroadcastInput {
+  topic: string;
+  event: string;
+  payload: unknown;
+  private: boolean;
+  origin?: string | null;
+}
+
+export async function insertBroadcast(q: Queryable, b: BroadcastInput): Promise<number> {
+  const { rows } = await q.query<{ id: number }>(
+    `insert into hallpass.realtime_events (kind, topic, event, payload, private, origin)
+     values ('broadcast', $1, $2, $3, $4, $5) returning id`,
+    [b.topic, b.event, JSON.stringify(b.payload ?? null), b.private, b.origin ?? null],
+  );
+  return Number(rows[0]!.id);
+}
+
+/** Events a rejoining channel missed: broadcasts on its topic and changes on its tables. */
+export async function readReplay(
+  q: Queryable,
+  input: { topic: string; tables: string[]; afterId: number; since: Date; limit: number },
+): Promise<EventRow[]> {
+  const { rows } = await q.query<EventRow>(
+    `select ${eventColumns} from hallpass.realtime_events
+      where id > $1 and created_at >= $2
+        and ((kind = 'broadcast' and topic = $3)
+          or (kind = 'change' and (schema_name || '.' || table_name = any ($4) or schema_name || '.*' = any ($4))))
+      order by id limit $5`,
+    [input.afterId, input.since, input.topic, input.tables, input.limit],
+  );
+  return rows;
+}
+
+export interface VisibilityCheck {
+  /** `schema.table`, already catalog-checked. */
+  table: string;
+  pk: Record<string, unknown>;
+  role: string;
+  claims: string;
+}
+
+/** One round trip for a batch of (row, subscriber) checks; RLS decides each in Postgres. */
+export async function checkVisible(q: Queryable, checks: readonly VisibilityCheck[]): Promise<boolean[]> {
+  if (checks.length === 0) return [];
+  const { rows } = await q.query<{ v: boolean[] }>(
+    'select hallpass.realtime_visible($1::regclass[], $2::jsonb[], $3::text[], $4::text[]) as v',
+    [checks.map((c) => c.table), checks.map((c) => JSON.stringify(c.pk)), checks.map((c) => c.role), checks.map((c) => c.claims)],
+  );
+  return rows[0]!.v;
+}
+
+export interface TableInfo {
+  schema: string;
+  table: string;
+  /** `{name, type}` as realtime-js expects (`type` is the udt name: int4, text, timestamptz...). */
+  columns: Array<{ name: string; type: string }>;
+  pk: string[];
+  rls: boolean;
+  published: boolean;
+}
+
+export async function describeTable(q: Queryable, schema: string, table: string): Promise<TableInfo | null> {
+  const { rows } = await q.query<{ info: TableInfo | null }>(
+    `select json_build_object(
+        'schema', n.nspname, 'table', c.relname, 'rls', c.relrowsecurity,
+        'published', exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'hallpass_realtime_capture'),
+        'pk', coalesce((select json_agg(a.attname order by a.attnum) from pg_index x
+                 join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any (x.indkey)
+                where x.indrelid = c.oid and x.indisprimary), '[]'),
+        'columns', coalesce((select json_agg(json_build_object('name', a.attname, 'type', t.typname) order by a.attnum)
+                 from pg_attribute a join pg_type t on t.oid = a.atttypid
+                where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]')) as info
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')`,
+    [schema, table],
+  );
+  return rows[0]?.info ?? null;
+}
+
+/** Published tables of a schema (for `table: '*'` subscriptions). */
+export async function publishedTables(q: Queryable, schema: string): Promise<string[]> {
+  const { rows } = await q.query<{ name: string }>(
+    `select c.relname as name from pg_trigger t join pg_class c on c.oid = t.tgrelid
+       join pg_namespace n on n.oid = c.relnamespace
+      where t.tgname = 'hallpass_realtime_capture' and n.nspname = $1`,
+    [schema],
+  );
+  return rows.map((r) => r.name);
+}
+
+/** The columns a role may select: events never carry a column its subscriber could not read. */
+export async function selectableColumns(q: Queryable, role: string, schema: string, table: string): Promise<string[]> {
+  const { rows } = await q.query<{ name: string }>(
+    `select a.attname as name from pg_attribute a
+      where a.attrelid = format('%I.%I', $2::text, $3::text)::regclass and a.attnum > 0 and not a.attisdropped
+        and has_column_privilege($1::text, a.attrelid, a.attnum, 'SELECT')`,
+    [role, schema, table],
+  );
+  return rows.map((r) => r.name);
+}
+
+export async function pruneEvents(q: Queryable, olderThan: Date): Promise<number> {
+  const { rowCount } = await q.query('delete from hallpass.realtime_events where created_at < $1', [olderThan]);
+  return rowCount;
+}
+
+/** Of the given session ids, those revoked or expired (their channels must close). */
+export async function endedSessions(q: Queryable, ids: readonly string[], now: Date): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await q.query<{ id: string }>(
+    `select i.id::text as id from unnest($1::uuid[]) as i (id)
+       left join hallpass.sessions s on s.id = i.id
+      where s.id is null or s.revoked_at is not null or s.expires_at <= $2`,
+    [ids, now],
+  );
+  return rows.map((r) => r.id);
+}

@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { parse as parseCookies } from 'hono/utils/cookie';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Deps } from '../deps.ts';
+import { cookieNames } from '../http/cookies.ts';
+import { verifyApiKey } from '../sessions/api-keys.ts';
+import { Hub } from './realtime.hub.ts';
+import { startLogReader } from './realtime.log-reader.ts';
+import { endedSessions, pruneEvents } from './realtime.repository.ts';
+import { RealtimeSocket, type Connection } from './realtime.socket.ts';
+
+export const realtimePath = '/realtime/v1/websocket';
+
+export interface RealtimeServer {
+  readonly hub: Hub;
+  /** Open sockets on this instance. */
+  socketCount(): number;
+  /** Deletes log rows older than the retention window now (also runs on a schedule). */
+  prune(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * Attaches the Supabase-Realtime-compatible endpoint to the HTTP server: WebSocket upgrades on
+ * /realtime/v1/websocket, a reader that follows the event log (woken by NOTIFY from any instance),
+ * session revocation (NOTIFY hallpass_session_revoked), a session liveness sweep, idle-socket
+ * cleanup and log pruning.
+ */
+export async function startRealtime(deps: Deps, server: Server): Promise<RealtimeServer> {
+  const { config, db, log } = deps;
+  const hub = new Hub(db, log);
+  const sockets = new Set<RealtimeSocket>();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+
+  const reader = await startLogReader(db, {
+    onEvents: (rows) => hub.dispatch(rows),
+    onError: (err) => log.error({ err }, 'realtime: reading the event log failed'),
+  });
+  const unlisten = [
+    // A lost listener connection may have dropped notifications: read again once it is back.
+    await db.listen('hallpass_realtime', () => reader.poke(), () => reader.poke()),
+    await db.listen('hallpass_session_revoked', (sessionId) => {
+      hub.endSession(sessionId, 'Session revoked; sign in again');
+    }),
+  ];
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== realtimePath && url.pathname !== `${realtimePath}/`) {
+      // Ours is the only upgrade handler unless a feature adds another: then the path is theirs.
+      if (server.listenerCount('upgrade') === 1) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    accept(req, url)
+      .then((conn) => {
+        if (!conn) {
+          socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"unauthenticated","message":"Invalid apikey."}}');
+          return;
+        }
+        wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+          const s = new RealtimeSocket(deps, hub, ws, conn);
+          sockets.add(s);
+          ws.on('close', () => sockets.delete(s));
+        });
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'realtime: upgrade failed');
+        socket.destroy();
+      });
+  };
+
+  const accept = async (req: IncomingMessage, url: URL): Promise<Connection | null> => {
+    const apikey = url.searchParams.get('apikey');
+    const role = apikey ? await verifyApiKey(deps, apikey) : 'anon';
+    if (!role) return null;
+    // The session cookie counts only from our own pages (or a non-browser client, which sends no
+    // Origin): a page elsewhere on the same site must not ride the user's cookie into a socket.
+    const origin = req.headers.origin;
+    const cookieAllowed = origin === undefined || config.allowedOrigins.includes(origin);
+    const cookies = req.headers.cookie && cookieAllowed ? parseCookies(req.headers.cookie) : {};
+    return {
+      id: randomUUID(),
+      vsn: url.searchParams.get('vsn') === '2.0.0' ? '2.0.0' : '1.0.0',
+      apiKeyRole: role,
+      cookieToken: cookies[cookieNames(config).access],
+    };
+  };
+  server.on('upgrade', onUpgrade);
+
+  const every = (seconds: number, fn: () => Promise<unknown>) => {
+    const t = setInterval(() => void fn().catch((err: unknown) => log.warn({ err }, 'realtime: scheduled task failed')), seconds * 1000);
+    t.unref();
+    return t;
+  };
+  const prune = () => pruneEvents(db, new Date(deps.clock.now().getTime() - config.realtime.retentionSeconds * 1000));
+  const timers = [
+    every(config.realtime.pruneIntervalSeconds, prune),
+    // Revocation arrives by NOTIFY at once; this sweep also catches sessions that simply expired
+    // and any notification lost while the listener reconnected.
+    every(config.realtime.sessionCheckSeconds, async () => {
+      for (const id of await endedSessions(db, hub.sessionIds(), deps.clock.now())) hub.endSession(id, 'Session has ended; sign in again');
+    }),
+    // Phoenix clients heartbeat every 25 s; a socket silent for two intervals is gone.
+    every(30, async () => {
+      const cutoff = Date.now() - 60_000;
+      for (const s of sockets) if (s.lastSeen < cutoff) s.terminate();
+    }),
+  ];
+
+  return {
+    hub,
+    socketCount: () => sockets.size,
+    prune,
+    async close() {
+      server.off('upgrade', onUpgrade);
+      for (const t of timers) clearInterval(t);
+      for (const u of unlisten) await u();
+      await reader.stop();
+      for (const ws of wss.clients) ws.close(1001, 'server shutting down');
+      for (const s of sockets) s.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,325 @@
+import type { WebSocket } from 'ws';
+import { userTopic } from '@hallpass/protocol';
+import type { Deps } from '../deps.ts';
+import { parseFilter } from './realtime.filters.ts';
+import type { ChangeEvent, Hub, HubChannel, Identity, PgBinding } from './realtime.hub.ts';
+import { identityFromApiKey, identityFromToken, type Resolved } from './realtime.identity.ts';
+import { decodeBinary, decodeText, encodeFrame, type Frame, type Vsn } from './realtime.protocol.ts';
+import { insertBroadcast, readReplay } from './realtime.repository.ts';
+
+export type RealtimeDeps = Pick<Deps, 'config' | 'signing' | 'clock' | 'db' | 'log'>;
+
+/** What the upgrade request said about the caller, read once. */
+export interface Connection {
+  id: string;
+  vsn: Vsn;
+  /** The apikey query parameter's role (anon when absent). */
+  apiKeyRole: 'anon' | 'service_role';
+  /** The access cookie, only when the upgrade came from an allowed origin (or no browser). */
+  cookieToken: string | undefined;
+}
+
+const changeEvents = new Set<ChangeEvent>(['*', 'INSERT', 'UPDATE', 'DELETE']);
+const maxChannelsPerSocket = 100;
+const replayLimit = 1000;
+
+interface JoinedChannel extends HubChannel {
+  joinRef: string;
+  topic: string;
+  expiryTimer: NodeJS.Timeout | undefined;
+  /** Live events held back while a replay is being sent, so the order stays by id. */
+  pending: Array<{ id: number; frame: Omit<Frame, 'joinRef' | 'topic'> }> | null;
+  replayedUpTo: number;
+}
+
+/**
+ * One client socket speaking Phoenix channels: heartbeat, join/leave, access_token, client
+ * broadcasts. Each channel has its own identity; the hub delivers events to it.
+ */
+export class RealtimeSocket {
+  private readonly channels = new Map<string, JoinedChannel>();
+  lastSeen = Date.now();
+  private closed = false;
+
+  constructor(
+    private readonly deps: RealtimeDeps,
+    private readonly hub: Hub,
+    private readonly ws: WebSocket,
+    private readonly conn: Connection,
+  ) {
+    ws.on('message', (data, isBinary) => {
+      this.lastSeen = Date.now();
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      // A frame we cannot read is dropped, never thrown: one bad client frame must not end the socket.
+      const frame = isBinary ? decodeBinary(buf) : decodeText(conn.vsn, buf.toString('utf8'));
+      if (!frame) return;
+      this.handle(frame).catch((err: unknown) => {
+        deps.log.error({ err, event: frame.event }, 'realtime: frame handling failed');
+        this.reply(frame, 'error', { reason: 'Internal error' });
+      });
+    });
+    ws.on('close', () => this.dispose());
+    ws.on('error', () => this.dispose());
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const ch of this.channels.values()) this.drop(ch);
+  }
+
+  terminate(): void {
+    this.dispose();
+    this.ws.terminate();
+  }
+
+  private send(frame: Frame): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(encodeFrame(this.conn.vsn, frame));
+  }
+
+  private reply(frame: Frame, status: 'ok' | 'error', response: Record<string, unknown>): void {
+    this.send({ joinRef: frame.joinRef, ref: frame.ref, topic: frame.topic, event: 'phx_reply', payload: { status, response } });
+  }
+
+  private async handle(frame: Frame): Promise<void> {
+    if (frame.topic === 'phoenix') {
+      if (frame.event === 'heartbeat') this.reply(frame, 'ok', {});
+      return;
+    }
+    if (frame.event === 'phx_join') return this.join(frame);
+    const ch = this.channels.get(frame.topic);
+    if (!ch || (frame.joinRef && frame.joinRef !== ch.joinRef)) {
+      this.reply(frame, 'error', { reason: 'unmatched topic' });
+      return;
+    }
+    switch (frame.event) {
+      case 'phx_leave':
+        this.drop(ch);
+        this.reply(frame, 'ok', {});
+        this.send({ joinRef: ch.joinRef, ref: null, topic: ch.topic, event: 'phx_close', payload: {} });
+        return;
+      case 'access_token':
+        return this.rebind(ch, frame);
+      case 'broadcast':
+        return this.clientBroadcast(ch, frame);
+      case 'presence':
+        // Presence is not offered; answer so the client's push does not time out.
+        this.reply(frame, 'ok', {});
+        return;
+      default:
+        this.reply(frame, 'error', { reason: `unsupported event ${frame.event}` });
+    }
+  }
+
+  /** The identity of a join: its access_token, else the upgrade's session cookie, else the apikey. */
+  private async resolve(token: unknown): Promise<Resolved> {
+    if (typeof token === 'string' && token) {
+      const byToken = await identityFromToken(this.deps, token, 'token');
+      if (byToken) return byToken;
+    }
+    if (this.conn.cookieToken) {
+      const byCookie = await identityFromToken(this.deps, this.conn.cookieToken, 'cookie');
+      if (byCookie?.ok) return byCookie;
+      if (byCookie?.expired) {
+        return { ok: false, expired: true, reason: 'The session cookie has expired; refresh it (POST /api/auth/refresh) and reconnect' };
+      }
+    }
+    return { ok: true, identity: identityFromApiKey(this.conn.apiKeyRole) };
+  }
+
+  private async join(frame: Frame): Promise<void> {
+    const joinRef = frame.joinRef ?? frame.ref ?? '';
+    const old = this.channels.get(frame.topic);
+    if (old) this.drop(old);
+    if (this.channels.size >= maxChannelsPerSocket) return this.reply(frame, 'error', { reason: 'Too many channels on one socket' });
+    const subTopic = frame.topic.replace(/^realtime:/, '');
+    const config = obj(frame.payload.config);
+    const broadcast = obj(config.broadcast);
+    const isPrivate = config.private === true;
+
+    const resolved = await this.resolve(frame.payload.access_token);
+    if (!resolved.ok) return this.reply(frame, 'error', { reason: resolved.reason });
+    const { identity } = resolved;
+
+    const refusal = this.authorizeTopic(subTopic, isPrivate, identity);
+    if (refusal) return this.reply(frame, 'error', { reason: refusal });
+
+    const requested = Array.isArray(config.postgres_changes) ? (config.postgres_changes as unknown[]).map(obj) : [];
+    const bindings: PgBinding[] = [];
+    const echo: Array<Record<string, unknown>> = [];
+    for (const r of requested) {
+      const checked = await this.checkBinding(r, identity);
+      if (typeof checked === 'string') return this.reply(frame, 'error', { reason: checked });
+      bindings.push(checked);
+      echo.push({ ...pickDefined(r, ['event', 'schema', 'table', 'filter']), id: checked.id });
+    }
+
+    const socket = this;
+    const ch: JoinedChannel = {
+      key: `${this.conn.id}:${joinRef}`,
+      joinRef,
+      topic: frame.topic,
+      subTopic,
+      isPrivate,
+      broadcastSelf: broadcast.self === true,
+      bindings,
+      identity,
+      expiryTimer: undefined,
+      pending: [],
+      replayedUpTo: 0,
+      deliver(eventId, f) {
+        if (ch.pending) ch.pending.push({ id: eventId, frame: f });
+        else if (eventId > ch.replayedUpTo) socket.send({ ...f, joinRef: ch.joinRef, topic: ch.topic });
+      },
+      kick(message) {
+        socket.kick(ch, message);
+      },
+    };
+    // The checks above awaited: the socket may have closed, or a rejoin of this topic got here first.
+    if (this.closed) return;
+    const raced = this.channels.get(frame.topic);
+    if (raced) this.drop(raced);
+    this.channels.set(frame.topic, ch);
+    this.hub.add(ch);
+    this.armExpiry(ch);
+
+    this.reply(frame, 'ok', { postgres_changes: echo });
+    if (bindings.length) {
+      this.system(ch, 'postgres_changes', 'ok', 'Subscribed to PostgreSQL');
+    }
+    const replay = obj(broadcast.replay);
+    if (replay.since !== undefined || replay.after_id !== undefined) {
+      await this.replay(ch, replay).catch((err: unknown) => {
+        this.deps.log.error({ err }, 'realtime: replay failed');
+        this.system(ch, 'system', 'error', 'Replay failed; live events follow. Reload the state to be sure.');
+      });
+    }
+    const held = ch.pending ?? [];
+    ch.pending = null;
+    for (const p of held) ch.deliver(p.id, p.frame);
+  }
+
+  /**
+   * Private topics are per user: `user:<sub>` is open to that user only (and the service key).
+   * `user:*` topics are always private, so a public channel of the same name hears nothing.
+   */
+  private authorizeTopic(subTopic: string, isPrivate: boolean, identity: Identity): string | null {
+    const personal = subTopic.startsWith(userTopic(''));
+    if (personal && !isPrivate) return 'Unauthorized: user:<id> topics are private; join with config.private = true';
+    if (!isPrivate || identity.claims.role === 'service_role') return null;
+    if (!identity.sub) return 'Unauthorized: private channels need a signed-in user; join with access_token';
+    if (subTopic !== userTopic(identity.sub)) return `Unauthorized: you may join only your own private topic user:${identity.sub}`;
+    return null;
+  }
+
+  private async checkBinding(r: Record<string, unknown>, identity: Identity): Promise<PgBinding | string> {
+    const event = String(r.event ?? '*').toUpperCase() as ChangeEvent;
+    const schema = typeof r.schema === 'string' ? r.schema : 'public';
+    const table = typeof r.table === 'string' && r.table !== '' ? r.table : '*';
+    if (!changeEvents.has(event)) return `Invalid postgres_changes event ${String(r.event)}`;
+    let filter = null;
+    let rls = true;
+    if (table !== '*') {
+      const info = await this.hub.table(schema, table);
+      if (!info || !info.published) {
+        return `Unable to subscribe to changes on ${schema}.${table}: it is not published (select hallpass.realtime_publish('${schema}.${table}'))`;
+      }
+      rls = info.rls;
+      if (typeof r.filter === 'string' && r.filter !== '') {
+        filter = parseFilter(r.filter);
+        if (!filter) return `Invalid filter ${r.filter}: use column=op.value with op eq, neq, lt, lte, gt, gte or in`;
+        const column = filter.column;
+        if (!info.columns.some((c) => c.name === column)) return `Invalid filter ${r.filter}: ${schema}.${table} has no column ${column}`;
+      }
+    } else if (typeof r.filter === 'string' && r.filter !== '') {
+      return 'A filter needs a table';
+    }
+    if (rls && identity.claims.role === 'anon') {
+      return `Unauthorized: changes on ${schema}.${table === '*' ? '*' : table} are row-level secured; join with a user access_token`;
+    }
+    return { id: this.hub.nextBindingId(), event, schema, table, filter };
+  }
+
+  private async replay(ch: JoinedChannel, replay: Record<string, unknown>): Promise<void> {
+    const retentionMs = this.deps.config.realtime.retentionSeconds * 1000;
+    const sinceMs = typeof replay.since === 'number' ? replay.since : 0;
+    const since = new Date(Math.max(sinceMs, this.deps.clock.now().getTime() - retentionMs));
+    const afterId = typeof replay.after_id === 'number' || typeof replay.after_id === 'string' ? Number(replay.after_id) || 0 : 0;
+    const limit = Math.min(typeof replay.limit === 'number' && replay.limit > 0 ? replay.limit : replayLimit, replayLimit);
+    const tables = [...new Set(ch.bindings.map((b) => `${b.schema}.${b.table}`))];
+    const rows = await readReplay(this.deps.db, { topic: ch.subTopic, tables, afterId, since, limit });
+    // Sent straight to the socket (pending is still on, holding live events back).
+    const direct: JoinedChannel = Object.create(ch, {
+      deliver: { value: (_id: number, f: Omit<Frame, 'joinRef' | 'topic'>) => this.send({ ...f, joinRef: ch.joinRef, topic: ch.topic }) },
+    });
+    await this.hub.dispatch(rows, direct, true);
+    ch.replayedUpTo = rows.at(-1)?.id ?? 0;
+  }
+
+  /** A fresh token for a joined channel: verified like a join's; a bad one closes the channel. */
+  private async rebind(ch: JoinedChannel, frame: Frame): Promise<void> {
+    const resolved = await this.resolve(frame.payload.access_token);
+    if (!resolved.ok) return this.kick(ch, resolved.reason);
+    const refusal =
+      this.authorizeTopic(ch.subTopic, ch.isPrivate, resolved.identity) ??
+      (ch.bindings.length && resolved.identity.claims.role === 'anon' ? 'Unauthorized: the new token is not a signed-in user' : null);
+    if (refusal) return this.kick(ch, refusal);
+    this.hub.rebind(ch, resolved.identity);
+    this.armExpiry(ch);
+    this.reply(frame, 'ok', {});
+  }
+
+  private async clientBroadcast(ch: JoinedChannel, frame: Frame): Promise<void> {
+    const p = frame.payload;
+    const event = typeof p.event === 'string' ? p.event : null;
+    if (!event || event.length > 255) return this.reply(frame, 'error', { reason: 'A broadcast needs an event name' });
+    if (ch.isPrivate && !ch.identity.sub && ch.identity.claims.role !== 'service_role') {
+      return this.reply(frame, 'error', { reason: 'Unauthorized' });
+    }
+    // Through the log like every broadcast: every instance delivers it, and it can be replayed.
+    await insertBroadcast(this.deps.db, { topic: ch.subTopic, event, payload: p.payload ?? null, private: ch.isPrivate, origin: ch.key });
+    // The ack realtime-js waits for when `broadcast.ack` is set (harmless otherwise).
+    this.reply(frame, 'ok', {});
+  }
+
+  private armExpiry(ch: JoinedChannel): void {
+    clearTimeout(ch.expiryTimer);
+    ch.expiryTimer = undefined;
+    const at = ch.identity.expiresAt;
+    if (at === null) return;
+    const ms = at - this.deps.clock.now().getTime();
+    if (ms <= 0) return this.kick(ch, 'Token has expired');
+    ch.expiryTimer = setTimeout(() => this.kick(ch, 'Token has expired'), Math.min(ms, 2 ** 31 - 1));
+    ch.expiryTimer.unref();
+  }
+
+  private system(ch: JoinedChannel, extension: string, status: 'ok' | 'error', message: string): void {
+    this.send({ joinRef: ch.joinRef, ref: null, topic: ch.topic, event: 'system', payload: { extension, status, message, channel: ch.subTopic } });
+  }
+
+  /** Tells the client why, then closes the channel (`phx_close`: realtime-js will not rejoin it). */
+  kick(ch: JoinedChannel, message: string): void {
+    if (this.channels.get(ch.topic) !== ch) return;
+    this.system(ch, 'system', 'error', message);
+    this.send({ joinRef: ch.joinRef, ref: null, topic: ch.topic, event: 'phx_close', payload: { reason: message } });
+    this.drop(ch);
+  }
+
+  private drop(ch: JoinedChannel): void {
+    clearTimeout(ch.expiryTimer);
+    if (this.channels.get(ch.topic) === ch) this.channels.delete(ch.topic);
+    this.hub.remove(ch);
+  }
+}
+
+function obj(v: unknown): Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function pickDefined(r: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => r[k] !== undefined).map((k) => [k, r[k]]));
+}
