@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { resetRole, setClaims, type Tx } from '@hallpass/db';
+import { asService, resetRole, setClaims, type Tx } from '@hallpass/db';
 import type { PasswordlessType, SendResponse } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
 import { enqueueSignInMail, supersedePendingMail } from '../mail/outbox.ts';
@@ -10,6 +10,7 @@ import { AppError } from '../shared/errors.ts';
 import {
   consumeAuthRequest,
   findAuthRequestByLink,
+  findTenantIdBySlug,
   insertAuthRequest,
   lockAuthRequest,
   lockOut,
@@ -35,6 +36,8 @@ export interface SendInput {
   email: string;
   state?: string | undefined;
   redirectTo?: string | undefined;
+  /** A tenant slug; absent means the default tenant. */
+  tenant?: string | undefined;
 }
 
 export interface SendResult {
@@ -92,7 +95,7 @@ async function throwIfLimited(deps: PwDeps, tx: Parameters<typeof takeRateLimits
 export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: RequestContext): Promise<SendResult> {
   const type = deps.config.passwordless.type;
   const expiresIn = deps.config.passwordless.expiresIn;
-  const tenantId = defaultTenantId;
+  const tenantId = input.tenant === undefined ? defaultTenantId : await resolveTenant(deps, input.tenant);
   const id = randomUUID();
   const secrets = freshSecrets(deps, type, id);
   const binding = deps.config.passwordless.enforceSameBrowser ? generateToken() : undefined;
@@ -123,6 +126,13 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
     response: { authRequestId: id, expiresAt: expiresAt.toISOString(), expiresIn, passwordlessType: type },
     ...(binding ? { binding } : {}),
   };
+}
+
+/** A tenant's id by slug. Read as service_role: tenants are under forced RLS like all user data. */
+async function resolveTenant(deps: PwDeps, slug: string): Promise<string> {
+  const id = await asService(deps.db, (tx) => findTenantIdBySlug(tx, slug));
+  if (!id) throw new AppError('unknown_tenant');
+  return id;
 }
 
 /** Issues a fresh code and link for a live request; the old ones stop working at once. */
