@@ -12,6 +12,8 @@ import { originCheck } from './http/security.ts';
 import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
 import { passwordlessRoutes } from './passwordless/passwordless.routes.ts';
 import { profileRoutes } from './profiles/profiles.routes.ts';
+import { fromAppError } from './rest/rest-errors.ts';
+import { restRoutes } from './rest/rest.routes.ts';
 import { sessionRoutes } from './sessions/sessions.routes.ts';
 import { AppError } from './shared/errors.ts';
 
@@ -57,8 +59,8 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
       origin: (origin) => (deps.config.allowedOrigins.includes(origin) ? origin : null),
       credentials: true,
       allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
-      allowHeaders: ['content-type', 'authorization', 'apikey', 'x-client-info', 'prefer', 'accept-profile', 'content-profile', 'range'],
-      exposeHeaders: ['retry-after', 'x-request-id', 'content-range'],
+      allowHeaders: ['content-type', 'authorization', 'apikey', 'x-client-info', 'prefer', 'accept-profile', 'content-profile', 'range', 'x-retry-count'],
+      exposeHeaders: ['retry-after', 'x-request-id', 'content-range', 'preference-applied'],
       maxAge: 600,
     }),
   );
@@ -83,6 +85,7 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
   app.route('/', passwordlessRoutes(deps));
   app.route('/', sessionRoutes(deps));
   app.route('/', profileRoutes(deps));
+  app.route('/', restRoutes(deps));
   if (deps.config.mail.devMailbox) app.route('/', devMailboxRoutes(deps));
   app.route('/', homeRoutes(deps));
 
@@ -104,6 +107,8 @@ export type App = ReturnType<typeof createApp>;
 function errorResponse(c: Context, err: AppError) {
   if (err.retryAfter !== undefined) c.header('retry-after', String(err.retryAfter));
   if (err.status === 401) c.header('www-authenticate', 'Bearer');
+  // The data API answers in PostgREST's error shape, also for shared middleware (origin, body size).
+  if (c.req.path.startsWith('/rest/v1')) return c.json(fromAppError(err).toBody(), err.status as ContentfulStatusCode);
   const body = {
     error: {
       code: err.code,
