@@ -55,7 +55,7 @@ export function passwordlessRoutes(deps: Deps) {
   app.post('/api/auth/passwordless/send', async (c) => {
     const body = await readJson(c, sendBody);
     if (body.redirectTo !== undefined && !isAllowedRedirect(deps.config, body.redirectTo)) throw new AppError('invalid_redirect');
-    const tenant = body.tenant ?? hostTenant(deps, c.req.header('host'));
+    const tenant = body.tenant ?? hostTenant(deps, new URL(c.req.url).hostname);
     const result = await sendPasswordless(deps, { ...body, tenant }, requestContext(c, deps));
     if (result.binding) setBindingCookie(c, deps.config, result.binding, result.response.expiresIn + 60);
     return c.json(result.response);
@@ -118,11 +118,9 @@ export function passwordlessRoutes(deps: Deps) {
   return app;
 }
 
-/** The tenant slug configured for the request's host (TENANT_HOSTS), if any. */
-function hostTenant(deps: Pick<Deps, 'config'>, host: string | undefined): string | undefined {
-  if (!host) return undefined;
-  const name = host.toLowerCase().replace(/:\d+$/, '');
-  return deps.config.tenantHosts[name];
+/** The tenant slug configured for the request's host name (TENANT_HOSTS), if any. */
+function hostTenant(deps: Pick<Deps, 'config'>, hostname: string): string | undefined {
+  return Object.hasOwn(deps.config.tenantHosts, hostname) ? deps.config.tenantHosts[hostname] : undefined;
 }
 
 const linkMessages: Partial<Record<ErrorCode, { title: string; text: string }>> = {
