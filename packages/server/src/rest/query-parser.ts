@@ -53,7 +53,7 @@ function parseName(raw: string, what: string): string {
     if (s.length < 2 || !s.endsWith('"')) throw restErrors.parse(`Unterminated quoted name in ${what}`);
     return s.slice(1, -1).replace(/""/g, '"');
   }
-  if (s === '' || /[(),:."\s]/.test(s)) throw restErrors.parse(`Unsupported ${what}: "${s}"`, 'Embedded resources, casts and JSON paths are not supported.');
+  if (s === '' || /[(),:."]/.test(s)) throw restErrors.parse(`Unsupported ${what}: "${s}"`, 'Embedded resources, casts and JSON paths are not supported.');
   return s;
 }
 
