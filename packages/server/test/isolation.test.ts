@@ -1,12 +1,12 @@
-import { asUser, resetRole, setClaims, type Claims, type Tx } from '@hallpass/db';
+import { asUser, type Claims, type Tx } from '@hallpass/db';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { signApiKey } from '../src/sessions/api-keys.ts';
-import { insertSession } from '../src/sessions/sessions.repository.ts';
 import { signAccessToken, type AccessClaims } from '../src/sessions/sessions.service.ts';
 import { manualClock, signInWithCode, startTestServer, type TestServer } from './harness.ts';
+import { seedUsers, type SeededUser } from './seed.ts';
 import { supabaseClient } from './supabase.ts';
 
 // The isolation proof: 100 users in two tenants (ten addresses in both), each trying every way in
@@ -17,53 +17,20 @@ const defaultTenant = '00000000-0000-0000-0000-000000000000';
 const shared = 10;
 const perTenant = 50;
 
-interface User {
-  id: string;
-  email: string;
-  tenantId: string;
-  token: string;
-  claims: AccessClaims;
-}
+type User = SeededUser;
 
 let server: TestServer;
 let anonKey: string;
 let betaTenant: string;
 let users: User[] = [];
 
-/** Users are made the way sign-in makes them (profile as service_role, a session row, a signed token), without 100 emails. */
-async function createUsers(): Promise<User[]> {
+/** 50 users per tenant; the first ten addresses exist in both. */
+function createUsers(): Promise<User[]> {
   const specs = [
     ...Array.from({ length: perTenant }, (_, i) => ({ email: `u${i}@iso.test`, tenantId: defaultTenant })),
     ...Array.from({ length: perTenant }, (_, i) => ({ email: i < shared ? `u${i}@iso.test` : `b${i}@iso.test`, tenantId: betaTenant })),
   ];
-  const rows = await server.db.transaction(async (tx) => {
-    await setClaims(tx, { role: 'service_role' });
-    const { rows: profiles } = await tx.query<{ id: string; email: string; tenant_id: string }>(
-      `insert into public.profiles (tenant_id, email)
-       select t, e from unnest($1::uuid[], $2::text[]) as x(t, e) returning id, email, tenant_id`,
-      [specs.map((s) => s.tenantId), specs.map((s) => s.email)],
-    );
-    await resetRole(tx);
-    const out = [];
-    for (const p of profiles) {
-      const session = await insertSession(tx, {
-        profileId: p.id,
-        tenantId: p.tenant_id,
-        amr: [{ method: 'otp', timestamp: Math.floor(Date.now() / 1000) }],
-        userAgent: 'isolation-test',
-        ip: null,
-        expiresAt: new Date(Date.now() + 3600_000),
-      });
-      out.push({ profile: p, session });
-    }
-    return out;
-  });
-  return Promise.all(
-    rows.map(async ({ profile, session }) => {
-      const { token, claims } = await signAccessToken(server.deps, profile, session);
-      return { id: profile.id, email: profile.email, tenantId: profile.tenant_id, token, claims };
-    }),
-  );
+  return seedUsers(server.deps, server.db, specs);
 }
 
 /** Runs `fn` for every item, `width` at a time. */

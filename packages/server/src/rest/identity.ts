@@ -30,7 +30,8 @@ export interface TokenCache {
  */
 export function createTokenCache(deps: Pick<Deps, 'config' | 'signing' | 'clock'>, max = 10_000): TokenCache {
   const users = new Map<string, AccessClaims>();
-  const keys = new Map<string, ApiKeyRole>();
+  // User tokens are checked here too (is this bearer a key?), so "not a key" is remembered as well.
+  const keys = new Map<string, ApiKeyRole | null>();
   const put = <V>(m: Map<string, V>, k: string, v: V) => {
     if (m.size >= max) m.clear();
     m.set(k, v);
@@ -50,9 +51,9 @@ export function createTokenCache(deps: Pick<Deps, 'config' | 'signing' | 'clock'
     },
     async apiKey(token) {
       const hit = keys.get(token);
-      if (hit) return hit;
+      if (hit !== undefined) return hit;
       const role = await verifyApiKey(deps, token);
-      if (role) put(keys, token, role);
+      put(keys, token, role);
       return role;
     },
   };
