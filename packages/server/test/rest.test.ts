@@ -211,4 +211,54 @@ describe('supabase-js against /rest/v1', () => {
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ code: 'csrf_rejected', message: expect.any(String) });
   });
+
+  it('speaks the rest of the dialect: no credentials, schemas, media types, unsupported trees, counts', async () => {
+    const me = await signIn();
+    const none = await fetch(`${server.url}/rest/v1/profiles`);
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ code: 'PGRST302' });
+    const headers = { apikey: anonKey, authorization: `Bearer ${me.token}` };
+    const schema = await fetch(`${server.url}/rest/v1/sessions`, { headers: { ...headers, 'accept-profile': 'hallpass' } });
+    expect(schema.status).toBe(406);
+    expect(await schema.json()).toMatchObject({ code: 'PGRST106' });
+    const csv = await me.client.from('profiles').select().csv();
+    expect(csv.status).toBe(406);
+    const tree = await me.client.from('profiles').select().or('name.eq.a,name.eq.b');
+    expect(tree.status).toBe(400);
+    expect(tree.error?.code).toBe('PGRST100');
+    const counted = await me.client.from('profiles').select('id', { count: 'exact', head: true });
+    expect(counted.status).toBe(200);
+    expect(counted.count).toBe(1);
+    const minimal = await fetch(`${server.url}/rest/v1/profiles?id=eq.${me.id}`, {
+      method: 'PATCH',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'quiet' }),
+    });
+    expect(minimal.status).toBe(204);
+  });
+
+  it('ignores duplicates on request and rolls back a singular write that hits no row', async () => {
+    const me = await signIn();
+    const ignored = await me.client.from('profiles').upsert({ email: me.email, name: 'ignored' }, { onConflict: 'tenant_id,email', ignoreDuplicates: true }).select();
+    expect(ignored.error).toBeNull();
+    expect(ignored.data).toEqual([]);
+    const none = await me.client.from('profiles').update({ name: 'nobody' }).eq('name', 'no such name').select().single();
+    expect(none.status).toBe(406);
+    expect(none.error?.code).toBe('PGRST116');
+    const row = await me.client.from('profiles').select('name').single();
+    expect(row.data).toEqual({ name: null });
+  });
+
+  it('renews an expired access cookie from the refresh cookie on /rest/v1', async () => {
+    const me = await signIn();
+    me.browser.cookies.set('hallpass-access', 'expired.or.garbage');
+    const forged = await me.browser.get('/rest/v1/profiles?select=id', { apikey: anonKey });
+    expect(forged.status).toBe(401);
+    const again = await signIn();
+    again.browser.cookies.delete('hallpass-access');
+    const renewed = await again.browser.get('/rest/v1/profiles?select=id', { apikey: anonKey });
+    expect(renewed.status).toBe(200);
+    expect(renewed.body).toEqual([{ id: again.id }]);
+    expect(renewed.headers.getSetCookie().some((c) => c.startsWith('hallpass-access='))).toBe(true);
+  });
 });
