@@ -5,9 +5,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -16,6 +16,8 @@ import { createDeps, runMigrations } from '../packages/server/src/server.ts';
 import { signApiKey } from '../packages/server/src/sessions/api-keys.ts';
 import { seedUsers, type SeededUser } from '../packages/server/test/seed.ts';
 
+// BENCH_DATABASE_URL: the server to create the fresh database on; BENCH_CONCURRENCY: other than 64;
+// BENCH_PROFILE=1: write a CPU profile of the server process to /tmp/prof-rest.
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const users = 64;
@@ -30,6 +32,19 @@ interface Result {
   count: number;
   seconds: number;
   latencies: number[];
+  /** CPU milliseconds the phase cost the bench process and the server process. */
+  benchCpuMs: number;
+  serverCpuMs: number;
+}
+
+/** CPU time (user + system) of a process in ms, from /proc on Linux; 0 where there is none. */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
 }
 
 function freePort(): Promise<number> {
@@ -44,8 +59,10 @@ function freePort(): Promise<number> {
 }
 
 /** Runs `op` from `concurrency` workers until the request or time bound; latencies in ms. */
-async function load(name: string, op: (worker: number) => Promise<void>, seconds: number, limit: number): Promise<Result> {
+async function load(name: string, op: (worker: number) => Promise<void>, seconds: number, limit: number, serverPid: number): Promise<Result> {
   const latencies: number[] = [];
+  const bench0 = cpuMs(process.pid);
+  const server0 = cpuMs(serverPid);
   const start = performance.now();
   const deadline = start + seconds * 1000;
   let issued = 0;
@@ -59,7 +76,14 @@ async function load(name: string, op: (worker: number) => Promise<void>, seconds
       }
     }),
   );
-  return { name, count: latencies.length, seconds: (performance.now() - start) / 1000, latencies };
+  return {
+    name,
+    count: latencies.length,
+    seconds: (performance.now() - start) / 1000,
+    latencies,
+    benchCpuMs: cpuMs(process.pid) - bench0,
+    serverCpuMs: cpuMs(serverPid) - server0,
+  };
 }
 
 function merge(name: string, parts: Result[]): Result {
@@ -68,6 +92,8 @@ function merge(name: string, parts: Result[]): Result {
     count: parts.reduce((n, p) => n + p.count, 0),
     seconds: parts.reduce((n, p) => n + p.seconds, 0),
     latencies: parts.flatMap((p) => p.latencies),
+    benchCpuMs: parts.reduce((n, p) => n + p.benchCpuMs, 0),
+    serverCpuMs: parts.reduce((n, p) => n + p.serverCpuMs, 0),
   };
 }
 
@@ -76,6 +102,8 @@ function report(r: Result) {
   const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
   const rps = r.count / r.seconds;
   console.log(`${r.name.padEnd(34)} ${rps.toFixed(0).padStart(7)} req/s   p50 ${pct(50).toFixed(2)} ms   p99 ${pct(99).toFixed(2)} ms   (${r.count} reads)`);
+  const per = (ms: number) => (ms / Math.max(1, r.count)).toFixed(3);
+  console.log(`${''.padEnd(34)} CPU per read: bench process ${per(r.benchCpuMs)} ms, server process ${per(r.serverCpuMs)} ms`);
   return rps;
 }
 
@@ -122,7 +150,7 @@ async function main() {
     }
 
     const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-    const restRead = (w: number) =>
+    const restOnce = (w: number) =>
       new Promise<void>((resolve, reject) => {
         const u = seeded[w % seeded.length]!;
         const req = http.get(
@@ -141,6 +169,12 @@ async function main() {
           },
         );
         req.on('error', reject);
+      });
+    // A keep-alive socket the server closed as idle just as it was reused: send again, once.
+    const restRead = (w: number) =>
+      restOnce(w).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') throw err;
+        return restOnce(w);
       });
 
     const claims = seeded.map((u) => JSON.stringify(u.claims));
@@ -161,14 +195,17 @@ async function main() {
     console.log(
       `concurrency ${concurrency}, ${users} users, pool ${poolSize} on each side; ${rounds} alternating rounds of up to ${roundSeconds} s / ${maxRequests} reads per side`,
     );
-    await load('warm-up', restRead, warmupSeconds, 5000);
-    await load('warm-up', directRead, warmupSeconds, 5000);
+    // The figures depend on what else the machine runs: say so next to them.
+    console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    const serverPid = child.pid!;
+    await load('warm-up', restRead, warmupSeconds, 5000, serverPid);
+    await load('warm-up', directRead, warmupSeconds, 5000, serverPid);
     // Alternating rounds, so a busy neighbour on the machine weighs on both sides alike.
     const directParts: Result[] = [];
     const restParts: Result[] = [];
     for (let i = 0; i < rounds; i++) {
-      directParts.push(await load('direct', directRead, roundSeconds, maxRequests));
-      restParts.push(await load('rest', restRead, roundSeconds, maxRequests));
+      directParts.push(await load('direct', directRead, roundSeconds, maxRequests, serverPid));
+      restParts.push(await load('rest', restRead, roundSeconds, maxRequests, serverPid));
     }
     const direct = report(merge('direct pg (set local role + claims)', directParts));
     const rest = report(merge('/rest/v1 (supabase-js request)', restParts));

@@ -13,7 +13,7 @@ import { loadSecrets } from './sessions/signing-keys.ts';
 /** Every feature's SQL, in the order the numbers give. */
 export const migrationDirs = [
   coreMigrationsDir,
-  ...['profiles', 'sessions', 'passwordless', 'mail'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
+  ...['profiles', 'sessions', 'passwordless', 'mail', 'rest'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
 export function runMigrations(db: Db): Promise<string[]> {

@@ -62,11 +62,12 @@ describe('parseQuery', () => {
 describe('sql-builder', () => {
   it('binds every value and quotes every name from the catalog', () => {
     const s = buildSelect(table, q('select="we""ird"&email=eq.x\'); drop table profiles;--&"we""ird"=in.(1,2)&limit=3'), { stripNulls: false });
-    expect(s.params).toEqual(["x'); drop table profiles;--", ['1', '2'], 3]);
+    expect(s.params).toEqual(["x'); drop table profiles;--", '["1","2"]', '3']);
     expect(s.text).not.toContain('drop table');
     expect(s.text).toContain('pgrst_t."we""ird"');
-    expect(s.text).toContain('= $1::text');
-    expect(s.text).toContain('= any($2::integer[])');
+    expect(s.text).toContain('= ($1[1])::text');
+    expect(s.text).toContain('= any(array(select json_array_elements_text(($1[2])::json))::integer[])');
+    expect(s.text).toContain('limit ($1[3])::bigint');
   });
 
   it('refuses a column the catalog does not know with PGRST204', () => {

@@ -64,7 +64,7 @@ function statusOfSqlState(state: string, role: DbRole): number {
   return 500;
 }
 
-interface PgError {
+export interface PgError {
   code: string;
   message: string;
   detail?: string;

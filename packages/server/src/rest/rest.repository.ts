@@ -1,32 +1,43 @@
-import { setClaims, type Queryable } from '@hallpass/db';
+import type { Queryable } from '@hallpass/db';
 import type { Identity } from './identity.ts';
 import { restErrors } from './rest-errors.ts';
 import type { Statement } from './sql-builder.ts';
 
+export interface RunResult {
+  n: number;
+  body: string | null;
+  total: number | null;
+}
+
 /**
- * Switches the open transaction to the identity's role and claims. For a user whose token was only
- * checked for its signature, the same statement also checks that the session row is live: the
- * `exists` is evaluated first and its table privilege was checked when the statement started, as the
- * server's own user, before `set_config` changes the role. One round trip instead of two.
+ * Runs a data API statement as the caller in one round trip (hallpass.rest_run, migration 0007): the
+ * session-liveness check for a user token, the switch to the caller's role and claims, the statement,
+ * the `single()` check (SQLSTATE HP116 rolls it back) and the optional count. Throws 401 when the
+ * session is no longer live; nothing ran then. The count statement is run with the statement's
+ * parameters: its references are a prefix of them (both are built filters first).
  */
-export async function enterRole(tx: Queryable, who: Identity, now: Date): Promise<void> {
-  if (who.role !== 'authenticated' || !who.liveSession) return setClaims(tx, who.claims);
-  const { rows } = await tx.query<{ live: boolean }>(
-    `select exists (select 1 from hallpass.sessions s
-                     where s.id = $3 and s.profile_id = $4 and s.revoked_at is null and s.expires_at > $5) as live,
-            set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`,
-    [who.role, JSON.stringify(who.claims), who.liveSession.id, who.liveSession.profileId, now],
+export async function runAs(
+  q: Queryable,
+  who: Identity,
+  now: Date,
+  s: { statement: Statement; count?: Statement | undefined; expectOne: boolean },
+): Promise<RunResult> {
+  const session = who.role === 'authenticated' ? who.liveSession : null;
+  const { rows } = await q.query<RunResult & { live: boolean }>(
+    'select live, n, body, total from hallpass.rest_run($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+    [
+      who.role,
+      JSON.stringify(who.claims),
+      session?.id ?? null,
+      session?.profileId ?? null,
+      now,
+      s.statement.text,
+      s.statement.params,
+      s.count?.text ?? null,
+      s.expectOne,
+    ],
   );
-  if (!rows[0]?.live) throw restErrors.jwt('The session has ended; sign in again');
-}
-
-/** Runs a statement from the SQL builder: rows touched or read, and their JSON text. */
-export async function runStatement(tx: Queryable, s: Statement): Promise<{ n: number; body: string | null }> {
-  const { rows } = await tx.query<{ n: number; body: string | null }>(s.text, s.params);
-  return rows[0] ?? { n: 0, body: null };
-}
-
-export async function runCount(tx: Queryable, s: Statement): Promise<number> {
-  const { rows } = await tx.query<{ total: number }>(s.text, s.params);
-  return rows[0]?.total ?? 0;
+  const row = rows[0];
+  if (!row?.live) throw restErrors.jwt('The session has ended; sign in again');
+  return { n: row.n ?? 0, body: row.body, total: row.total };
 }

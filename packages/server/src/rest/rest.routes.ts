@@ -6,7 +6,7 @@ import { createCatalog, type Catalog, type TableInfo } from './catalog.ts';
 import { createTokenCache, resolveIdentity, type Identity } from './identity.ts';
 import { parsePrefer, parseQuery, type ParsedQuery, type Preferences } from './query-parser.ts';
 import { fromAppError, fromPgError, isPgError, RestError, restErrors } from './rest-errors.ts';
-import { enterRole, runCount, runStatement } from './rest.repository.ts';
+import { runAs, type RunResult } from './rest.repository.ts';
 import {
   bodyColumns,
   buildCount,
@@ -155,23 +155,18 @@ export function restRoutes(deps: Deps) {
     const name = c.req.param('table');
     const p = await planFresh(c, catalog, schema, name, (t) => plan(c, t, q, prefer, neg, who));
 
-    let result: { n: number; body: string | null; total?: number };
+    let result: RunResult;
     try {
-      result = await deps.db.transaction(async (tx) => {
-        await enterRole(tx, who, deps.clock.now());
-        const r = await runStatement(tx, p.statement);
-        // A singular write that did not hit exactly one row is undone, as PostgREST does.
-        if (neg.single && r.n !== 1) throw restErrors.singular(r.n);
-        return p.count ? { ...r, total: await runCount(tx, p.count) } : r;
-      });
+      result = await runAs(deps.db, who, deps.clock.now(), { statement: p.statement, count: p.count, expectOne: neg.single });
     } catch (err) {
       if (!isPgError(err)) throw err;
+      if (err.code === 'HP116') throw restErrors.singular(Number(err.detail ?? 0));
       if (err.code === '42P01' || err.code === '42703') catalog.forget(schema, name);
       throw fromPgError(err, who.role);
     }
 
     const headers: Record<string, string> = {};
-    if (read) headers['content-range'] = rangeHeader(q.offset ?? 0, result.n, result.total);
+    if (read) headers['content-range'] = rangeHeader(q.offset ?? 0, result.n, result.total ?? undefined);
     else headers['content-range'] = `*/${result.n}`;
     const applied = [prefer.return !== 'minimal' ? `return=${prefer.return}` : '', prefer.resolution ?? '', prefer.count ? `count=${prefer.count}` : '']
       .filter(Boolean)

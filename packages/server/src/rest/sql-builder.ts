@@ -4,13 +4,15 @@ import type { Filter, OrderTerm, ParsedQuery, Preferences } from './query-parser
 import { RestError, restErrors } from './rest-errors.ts';
 
 // Builds the one statement each request runs. Every name comes from the catalog entry and is quoted;
-// every value is a bind parameter ($n) cast to the column's catalog type. The statement returns
-// `n` (rows touched or read) and `body` (the rows as one JSON text, made by Postgres, so the server
-// never parses and re-serialises them).
+// every value travels in one text[] parameter and is referenced as ($1[i]) cast to the column's
+// catalog type (hallpass.rest_run passes that array as $1). The statement returns `n` (rows touched
+// or read) and `body` (the rows as one JSON text, made by Postgres, so the server never parses and
+// re-serialises them).
 
 export interface Statement {
   text: string;
-  params: unknown[];
+  /** The values, as text: bound as the single text[] parameter $1. */
+  params: string[];
 }
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -19,10 +21,11 @@ const tableRef = (t: TableInfo) => `${quoteIdent(t.schema)}.${quoteIdent(t.name)
 const alias = 'pgrst_t';
 
 class Params {
-  readonly list: unknown[] = [];
-  add(value: unknown): string {
-    this.list.push(value);
-    return `$${this.list.length}`;
+  readonly list: string[] = [];
+  /** A reference to the value; lists travel as JSON text. */
+  add(value: string | number | readonly string[]): string {
+    this.list.push(typeof value === 'string' ? value : Array.isArray(value) ? JSON.stringify(value) : String(value));
+    return `($1[${this.list.length}])`;
   }
 }
 
@@ -49,7 +52,7 @@ function filterSql(t: TableInfo, f: Filter, params: Params): string {
       expr = `${ref} is ${f.value as 'null' | 'true' | 'false' | 'unknown'}`;
       break;
     case 'in':
-      expr = `${ref} = any(${params.add(f.value)}::${c.type}[])`;
+      expr = `${ref} = any(array(select json_array_elements_text(${params.add(f.value)}::json))::${c.type}[])`;
       break;
     default:
       expr = `${ref} ${comparisons[f.op]} ${params.add(f.value)}::${c.type}`;
@@ -94,12 +97,15 @@ export interface ReadOptions {
 export function buildSelect(t: TableInfo, q: ParsedQuery, o: ReadOptions): Statement {
   const params = new Params();
   let text = `select ${selectList(t, q.select)} from ${tableRef(t)} ${alias}${whereSql(t, q.filters, params)}${orderSql(t, q.order)}`;
-  if (q.limit !== undefined) text += ` limit ${params.add(q.limit)}`;
-  if (q.offset !== undefined) text += ` offset ${params.add(q.offset)}`;
+  if (q.limit !== undefined) text += ` limit ${params.add(q.limit)}::bigint`;
+  if (q.offset !== undefined) text += ` offset ${params.add(q.offset)}::bigint`;
   return { text: wrap(`(${text}) pgrst_source`, true, o.stripNulls), params: params.list };
 }
 
-/** `count=exact`: the rows the filters match (RLS applies here too). */
+/**
+ * `count=exact`: the rows the filters match (RLS applies here too). Its parameters are the same
+ * prefix of the select's (filters come first in both), so it runs with the select's array.
+ */
 export function buildCount(t: TableInfo, q: ParsedQuery): Statement {
   const params = new Params();
   return { text: `select count(*)::int as total from ${tableRef(t)} ${alias}${whereSql(t, q.filters, params)}`, params: params.list };
