@@ -130,6 +130,9 @@ async function main() {
   const deps = await createDeps(config, { print: () => {} });
   let child: ReturnType<typeof spawn> | undefined;
   const pool = new pg.Pool({ connectionString: url.toString(), max: poolSize });
+  // An idle connection closed under us (another process on a shared server terminating backends)
+  // must not crash the run; the pool replaces it.
+  pool.on('error', () => {});
   try {
     await runMigrations(deps.db);
     const seeded: SeededUser[] = await seedUsers(

@@ -137,14 +137,17 @@ export function restRoutes(deps: Deps) {
   const catalog = createCatalog(deps.db);
   const tokens = createTokenCache(deps);
 
-  app.onError((err, c) => {
+  // Errors become PostgREST-shaped responses right here rather than in a sub-app onError: Hono wraps
+  // a sub-app with its own error handler in a way that makes node-server build a full Response (and a
+  // ReadableStream) per request, a cost every read on the hot path would pay.
+  const restError = (c: Context, err: unknown) => {
     const rest = err instanceof RestError ? err : err instanceof AppError ? fromAppError(err) : null;
     if (!rest) throw err;
     if (rest.status === 401) c.header('www-authenticate', 'Bearer');
     return c.json(rest.toBody(), rest.status as 400);
-  });
+  };
 
-  app.all('/rest/v1/:table', async (c) => {
+  const serve = async (c: Context, name: string) => {
     const method = c.req.method;
     const read = method === 'GET' || method === 'HEAD';
     const neg = negotiate(c.req.header('accept'));
@@ -152,7 +155,6 @@ export function restRoutes(deps: Deps) {
     const who = await resolveIdentity(c, deps, tokens);
     const q = parseQuery(new URL(c.req.url).searchParams);
     const prefer = parsePrefer(c.req.header('prefer'));
-    const name = c.req.param('table');
     const p = await planFresh(c, catalog, schema, name, (t) => plan(c, t, q, prefer, neg, who));
 
     let result: RunResult;
@@ -179,14 +181,12 @@ export function restRoutes(deps: Deps) {
       return respond(c, p.status, result.body.slice(1, -1), headers);
     }
     return respond(c, p.status, result.body, headers);
-  });
+  };
 
-  app.all('/rest/v1/*', () => {
-    throw new RestError(404, 'PGRST125', 'Invalid path specified in request URL');
-  });
-  app.all('/rest/v1', () => {
-    throw new RestError(404, 'PGRST125', 'Invalid path specified in request URL');
-  });
+  app.all('/rest/v1/:table', (c) => serve(c, c.req.param('table')).catch((err: unknown) => restError(c, err)));
+  const badPath = (c: Context) => restError(c, new RestError(404, 'PGRST125', 'Invalid path specified in request URL'));
+  app.all('/rest/v1/*', badPath);
+  app.all('/rest/v1', badPath);
 
   return app;
 }
