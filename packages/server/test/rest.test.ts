@@ -261,4 +261,26 @@ describe('supabase-js against /rest/v1', () => {
     expect(renewed.body).toEqual([{ id: again.id }]);
     expect(renewed.headers.getSetCookie().some((c) => c.startsWith('hallpass-access='))).toBe(true);
   });
+
+  it('answers CORS for allowed origins only, and varies on Origin', async () => {
+    const me = await signIn();
+    const origin = server.deps.config.baseUrl;
+    const preflight = await fetch(`${server.url}/rest/v1/profiles`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'PATCH', 'access-control-request-headers': 'apikey, authorization, prefer' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('apikey');
+    const headers = { apikey: anonKey, authorization: `Bearer ${me.token}` };
+    const allowed = await fetch(`${server.url}/rest/v1/profiles?select=id`, { headers: { ...headers, origin } });
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(allowed.headers.get('access-control-allow-credentials')).toBe('true');
+    const foreign = await fetch(`${server.url}/rest/v1/profiles?select=id`, { headers: { ...headers, origin: 'https://evil.example' } });
+    expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
+    const none = await fetch(`${server.url}/rest/v1/profiles?select=id`, { headers });
+    expect(none.status).toBe(200);
+    expect(none.headers.get('access-control-allow-origin')).toBeNull();
+    expect(none.headers.get('vary')).toContain('Origin');
+  });
 });
