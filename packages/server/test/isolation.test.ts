@@ -158,6 +158,21 @@ describe('isolation of 100 users in 2 tenants', () => {
   }, 120_000);
 });
 
+describe('role and claims stay inside the request', () => {
+  it('leaves no role or claims on the connections after /rest/v1 requests', async () => {
+    const u = users[1]!;
+    const client = supabaseClient(server.url, anonKey, u.token);
+    await Promise.all(Array.from({ length: 10 }, () => client.from('profiles').select('id')));
+    const { rows: [own] } = await server.db.query<{ u: string }>('select session_user as u');
+    const seen = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        server.db.query<{ u: string; c: string }>(`select current_user as u, coalesce(current_setting('request.jwt.claims', true), '') as c`),
+      ),
+    );
+    for (const { rows } of seen) expect(rows[0]).toEqual({ u: own!.u, c: '' });
+  });
+});
+
 describe('forged and broken tokens', () => {
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
   const victim = () => users[3]!;
