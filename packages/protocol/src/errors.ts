@@ -13,6 +13,7 @@ export const errorCodes = {
   invalid_redirect: { status: 400, message: 'That redirect target is not on the allow-list.' },
   otp_invalid: { status: 400, message: 'That code is not right.' },
   link_invalid: { status: 400, message: 'That sign-in link is not valid. Ask for a new one.' },
+  unknown_tenant: { status: 400, message: 'No such tenant.' },
   // 401/403: who is asking.
   unauthenticated: { status: 401, message: 'Sign in first.' },
   session_expired: { status: 401, message: 'The session has ended. Sign in again.' },

@@ -16,7 +16,7 @@ import { startRealtime, type RealtimeServer } from './realtime/realtime.server.t
 /** Every feature's SQL, in the order the numbers give. */
 export const migrationDirs = [
   coreMigrationsDir,
-  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
+  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime', 'rest'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
 /** Applies Hallpass's migrations and, when configured, the app's own (numbers 0020 and up). */

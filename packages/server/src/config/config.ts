@@ -47,6 +47,8 @@ const envSchema = z.object({
   REALTIME_RETENTION_SECONDS: int(60, 30 * 86_400).default(86_400),
   REALTIME_PRUNE_INTERVAL_SECONDS: int(1, 86_400).default(300),
   REALTIME_SESSION_CHECK_SECONDS: int(1, 3600).default(60),
+  TENANT_HOSTS: list.default([]),
+  REST_SCHEMAS: list.default(['public']),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -89,6 +91,10 @@ export interface Config {
   appMigrationsDir: string | undefined;
   /** Realtime: how long change and broadcast events stay replayable, and the background schedules. */
   realtime: { retentionSeconds: number; pruneIntervalSeconds: number; sessionCheckSeconds: number };
+  /** Host name (lower-case, no port) -> tenant slug: sign-in on that host uses that tenant. */
+  tenantHosts: Readonly<Record<string, string>>;
+  /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
+  restSchemas: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -121,6 +127,17 @@ export function loadConfig(env: Env): Readonly<Config> {
   }
   for (const target of e.REDIRECT_ALLOW_LIST) {
     if (!URL.canParse(target)) problems.push(`REDIRECT_ALLOW_LIST: ${target} is not a URL`);
+  }
+  const tenantHosts: Record<string, string> = {};
+  for (const entry of e.TENANT_HOSTS) {
+    const m = /^([a-z0-9.-]+)=([a-z0-9][a-z0-9-]{0,62})$/i.exec(entry);
+    if (m) tenantHosts[m[1]!.toLowerCase()] = m[2]!.toLowerCase();
+    else problems.push(`TENANT_HOSTS: ${entry} is not host=tenant-slug`);
+  }
+  for (const schema of e.REST_SCHEMAS) {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema) || ['auth', 'hallpass', 'pg_catalog', 'information_schema'].includes(schema)) {
+      problems.push(`REST_SCHEMAS: ${schema} cannot be exposed`);
+    }
   }
   if (problems.length) throw new ConfigError(problems);
 
@@ -161,6 +178,8 @@ export function loadConfig(env: Env): Readonly<Config> {
       pruneIntervalSeconds: e.REALTIME_PRUNE_INTERVAL_SECONDS,
       sessionCheckSeconds: e.REALTIME_SESSION_CHECK_SECONDS,
     },
+    tenantHosts: Object.freeze(tenantHosts),
+    restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
   });
 }
 

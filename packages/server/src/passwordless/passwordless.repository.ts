@@ -176,3 +176,8 @@ export async function replaceSecrets(
     [id, r.codeHash, r.linkHash, r.expiresAt],
   );
 }
+
+export async function findTenantIdBySlug(q: Queryable, slug: string): Promise<string | undefined> {
+  const { rows } = await q.query<{ id: string }>('select id from public.tenants where slug = $1', [slug]);
+  return rows[0]?.id;
+}

@@ -24,6 +24,8 @@ const sendBody = z.strictObject({
   email: emailField,
   state: z.string().max(1024).optional(),
   redirectTo: z.string().max(2048).optional(),
+  /** The tenant's slug; else the host's tenant (TENANT_HOSTS), else the default tenant. */
+  tenant: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/).optional(),
 });
 const authRequestId = z.uuid();
 const verifyBody = z.union([
@@ -53,7 +55,8 @@ export function passwordlessRoutes(deps: Deps) {
   app.post('/api/auth/passwordless/send', async (c) => {
     const body = await readJson(c, sendBody);
     if (body.redirectTo !== undefined && !isAllowedRedirect(deps.config, body.redirectTo)) throw new AppError('invalid_redirect');
-    const result = await sendPasswordless(deps, body, requestContext(c, deps));
+    const tenant = body.tenant ?? hostTenant(deps, new URL(c.req.url).hostname);
+    const result = await sendPasswordless(deps, { ...body, tenant }, requestContext(c, deps));
     if (result.binding) setBindingCookie(c, deps.config, result.binding, result.response.expiresIn + 60);
     return c.json(result.response);
   });
@@ -113,6 +116,11 @@ export function passwordlessRoutes(deps: Deps) {
   });
 
   return app;
+}
+
+/** The tenant slug configured for the request's host name (TENANT_HOSTS), if any. */
+function hostTenant(deps: Pick<Deps, 'config'>, hostname: string): string | undefined {
+  return Object.hasOwn(deps.config.tenantHosts, hostname) ? deps.config.tenantHosts[hostname] : undefined;
 }
 
 const linkMessages: Partial<Record<ErrorCode, { title: string; text: string }>> = {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Tx } from '@hallpass/db';
+import { asService, type Tx } from '@hallpass/db';
 import type { PasswordlessType, SendResponse } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
 import { enqueueSignInMail, sealSignInMail, supersedePendingMail } from '../mail/outbox.ts';
@@ -12,6 +12,7 @@ import {
   completeSignInWrite,
   findAuthRequest,
   findAuthRequestByLink,
+  findTenantIdBySlug,
   insertAuthRequestWithMail,
   lockAuthRequest,
   lockOut,
@@ -37,6 +38,8 @@ export interface SendInput {
   email: string;
   state?: string | undefined;
   redirectTo?: string | undefined;
+  /** A tenant slug; absent means the default tenant. */
+  tenant?: string | undefined;
 }
 
 export interface SendResult {
@@ -99,7 +102,7 @@ async function throwIfLimited(deps: PwDeps, rules: RateLimitRule[]): Promise<voi
 export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: RequestContext): Promise<SendResult> {
   const type = deps.config.passwordless.type;
   const expiresIn = deps.config.passwordless.expiresIn;
-  const tenantId = defaultTenantId;
+  const tenantId = input.tenant === undefined ? defaultTenantId : await resolveTenant(deps, input.tenant);
   const id = randomUUID();
   const secrets = freshSecrets(deps, type, id);
   const binding = deps.config.passwordless.enforceSameBrowser ? generateToken() : undefined;
@@ -134,6 +137,13 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
     response: { authRequestId: id, expiresAt: expiresAt.toISOString(), expiresIn, passwordlessType: type },
     ...(binding ? { binding } : {}),
   };
+}
+
+/** A tenant's id by slug. Read as service_role: tenants are under forced RLS like all user data. */
+async function resolveTenant(deps: PwDeps, slug: string): Promise<string> {
+  const id = await asService(deps.db, (tx) => findTenantIdBySlug(tx, slug));
+  if (!id) throw new AppError('unknown_tenant');
+  return id;
 }
 
 /** Issues a fresh code and link for a live request; the old ones stop working at once. */
