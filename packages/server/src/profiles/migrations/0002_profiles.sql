@@ -116,7 +116,10 @@ create trigger profiles_audit after insert or update or delete on public.profile
 create or replace function hallpass.sync_profile_on_login(p_tenant uuid, p_email text, p_at timestamptz)
 returns table (id uuid, tenant_id uuid, email text, name text, metadata jsonb, last_login timestamptz,
                created_at timestamptz, updated_at timestamptz, created boolean)
-language sql security definer set search_path = pg_catalog, public
+language sql security definer
+-- The claims say who wrote for the audit trail; they last only while the function runs.
+set search_path = pg_catalog, public
+set request.jwt.claims = '{"role":"service_role"}'
 as $$
   insert into public.profiles as p (tenant_id, email, last_login) values (p_tenant, p_email, p_at)
   on conflict (tenant_id, email) do update set last_login = excluded.last_login
