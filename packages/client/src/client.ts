@@ -124,7 +124,14 @@ export function createHallpassClient(options: HallpassClientOptions = {}) {
    */
   async function refresh(): Promise<void> {
     try {
-      const expiresAt = await tabs.refreshOnce(async () => (await http<{ expiresAt: string }>('POST', '/api/auth/refresh')).expiresAt);
+      const expiresAt = await tabs.refreshOnce(
+        async () => (await http<{ expiresAt: string }>('POST', '/api/auth/refresh')).expiresAt,
+        // iat has whole seconds: a token from the second before asking is as fresh as can be.
+        async (asked) => {
+          const s = await http<SessionResponse>('GET', '/api/auth/session');
+          return Date.parse(s.accessTokenIssuedAt) >= asked - 1000 ? s.accessTokenExpiresAt : null;
+        },
+      );
       if (current) {
         current = { ...current, accessTokenExpiresAt: expiresAt };
         setState('TOKEN_REFRESHED', current);

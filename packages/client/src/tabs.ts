@@ -24,8 +24,13 @@ const noteKey = 'hallpass:refresh';
 const lockName = 'hallpass:refresh';
 
 export interface Tabs {
-  /** Runs `refresh` unless another tab finished one after this call began; returns the access expiry. */
-  refreshOnce(refresh: () => Promise<string>): Promise<string>;
+  /**
+   * Runs `refresh` unless another tab finished one after this call began; returns the access expiry.
+   * `issuedSince(asked)`, when given, asks the server (whose cookie store every tab shares) whether a
+   * token was issued since `asked` and returns its expiry: localStorage reaches other tabs late under
+   * load, so the note alone can miss a refresh that just happened.
+   */
+  refreshOnce(refresh: () => Promise<string>, issuedSince?: (asked: number) => Promise<string | null>): Promise<string>;
   post(message: TabMessage): void;
   onMessage(listener: (message: TabMessage) => void): () => void;
   close(): void;
@@ -72,12 +77,14 @@ export function createTabs(env: TabEnvironment): Tabs {
   const post = (message: TabMessage) => channel?.postMessage(message);
 
   return {
-    refreshOnce(refresh) {
+    refreshOnce(refresh, issuedSince) {
       if (inFlight) return inFlight;
       const asked = Date.now();
       const run = async () => {
         const note = readNote();
         if (note && note.at > asked && Date.parse(note.expiresAt) > Date.now()) return note.expiresAt;
+        const adopted = await issuedSince?.(asked);
+        if (adopted) return adopted;
         const expiresAt = await refresh();
         writeNote({ expiresAt, at: Date.now() });
         post({ type: 'refreshed', expiresAt });

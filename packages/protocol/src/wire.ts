@@ -43,6 +43,8 @@ export interface SessionResponse {
   session: SessionInfo;
   /** When the current access token expires (ISO 8601); clients refresh a little before. */
   accessTokenExpiresAt: string;
+  /** When the current access token was issued (ISO 8601, whole seconds). */
+  accessTokenIssuedAt: string;
 }
 
 /** A signed-in device, as `GET /api/auth/sessions` lists it. */

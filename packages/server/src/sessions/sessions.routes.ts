@@ -63,7 +63,8 @@ export function sessionRoutes(deps: Deps) {
     if (!profile) throw new AppError('session_expired');
     // The access token's expiry lets SDKs refresh shortly before it, once for all tabs.
     const accessTokenExpiresAt = new Date(c.var.auth.claims.exp * 1000).toISOString();
-    return c.json({ user: toUser(profile), session: toSessionInfo(c.var.auth.session), accessTokenExpiresAt });
+    const accessTokenIssuedAt = new Date(c.var.auth.claims.iat * 1000).toISOString();
+    return c.json({ user: toUser(profile), session: toSessionInfo(c.var.auth.session), accessTokenExpiresAt, accessTokenIssuedAt });
   });
 
   // An explicit refresh for SDKs that want a fresh access token before it expires.
