@@ -14,6 +14,7 @@ import {
   takeRateLimits,
 } from '../packages/server/src/passwordless/passwordless.repository.ts';
 import { selectVisibleProfile } from '../packages/server/src/profiles/profiles.repository.ts';
+import { broadcastProfileSync } from '../packages/server/src/realtime/realtime.service.ts';
 import { setClaimsIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
 import { cpuMs, fmt, jsonClient, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
 
@@ -123,10 +124,12 @@ async function baselineSignIn(db: Db, email: string): Promise<void> {
   // POST /verify: lock, then the one sign-in write.
   const { profile, session } = await db.transaction(async (tx) => {
     await lockAuthRequest(tx, id);
-    return completeSignInWrite(tx, {
+    const written = await completeSignInWrite(tx, {
       authRequestId: id, at: new Date(), amr: [{ method: 'otp', timestamp: 0 }], userAgent: 'bench', ip: '127.0.0.1',
       sessionExpiresAt: new Date(Date.now() + 86_400_000), refreshHash: Buffer.from(randomUUID()),
     });
+    await broadcastProfileSync(tx, { sub: written.profile.id, email, at: new Date() });
+    return written;
   });
   // GET /api/profile: claims set only for a live session, then the read under RLS.
   const claims = { role: 'authenticated', sub: profile.id, email, session_id: session.id, app_metadata: { tenant_id: tenant } };
