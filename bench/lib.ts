@@ -1,33 +1,17 @@
 // Shared bench plumbing: a scratch database, a child server process, latency statistics, CPU time.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { createScratchDatabase } from '@hallpass/db/testing';
 
 export const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** A fresh database on the bench PostgreSQL server, dropped by `drop()`. */
-export async function scratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `hallpass_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const a = new pg.Client({ connectionString: adminUrl });
-      await a.connect();
-      await a.query(`drop database if exists ${name} with (force)`);
-      await a.end();
-    },
-  };
+export function scratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  return createScratchDatabase(adminUrl, 'hallpass_bench');
 }
 
 export async function freePort(): Promise<number> {

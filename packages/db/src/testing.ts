@@ -27,23 +27,36 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   }
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) throw new Error('HALLPASS_TEST_BACKEND=postgres needs TEST_DATABASE_URL');
-  const name = `hallpass_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const db = await openPostgres({ connectionString: url.toString(), max: 10 });
+  const scratch = await createScratchDatabase(adminUrl, 'hallpass_test');
+  const db = await openPostgres({ connectionString: scratch.url, max: 10 });
   return {
     db,
-    url: url.toString(),
+    url: scratch.url,
     async drop() {
       await db.close();
-      const a = new pg.Client({ connectionString: adminUrl });
-      await a.connect();
-      await a.query(`drop database if exists ${name} with (force)`);
-      await a.end();
+      await scratch.drop();
     },
   };
+}
+
+/**
+ * A new, empty database on the server at `adminUrl` (a user that may create databases), named
+ * `<prefix>_<random>`; `drop()` removes it, closing whatever is still connected.
+ */
+export async function createScratchDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  // The name is ours (prefix and hex), never user input.
+  await admin(`create database ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
 }

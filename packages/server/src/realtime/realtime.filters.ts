@@ -1,3 +1,5 @@
+import { splitQuotedList } from '../shared/postgrest-list.ts';
+
 /**
  * postgres_changes filters as realtime-js sends them: `column=op.value`, with op one of eq, neq,
  * lt, lte, gt, gte, in (`in.(a,b,"c,d")`). A filter narrows what a subscriber asked for; it is not
@@ -21,31 +23,13 @@ export function parseFilter(text: string): Filter | null {
   if (op !== 'in') return { column, op, values: [unquote(rest)] };
   const list = /^\((.*)\)$/s.exec(rest);
   if (!list) return null;
-  return { column, op, values: splitList(list[1]!).map(unquote) };
+  const items = splitQuotedList(list[1]!);
+  if (!items) return null;
+  return { column, op, values: items.map((v) => unquote(v.trim())).filter((v) => v !== '') };
 }
 
 function unquote(v: string): string {
   return v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v;
-}
-
-function splitList(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i]!;
-    if (ch === '\\' && quoted) {
-      cur += ch + (s[++i] ?? '');
-    } else if (ch === '"') {
-      quoted = !quoted;
-      cur += ch;
-    } else if (ch === ',' && !quoted) {
-      out.push(cur.trim());
-      cur = '';
-    } else cur += ch;
-  }
-  out.push(cur.trim());
-  return out.filter((v) => v !== '');
 }
 
 export type ColumnKind = 'number' | 'time' | 'bool' | 'text';

@@ -1,4 +1,5 @@
 import { restErrors } from './rest-errors.ts';
+import { splitQuotedList } from '../shared/postgrest-list.ts';
 
 // The subset of PostgREST's URL grammar that supabase-js sends for select/insert/update/upsert/delete.
 // Parsing only: names are checked against the catalog later, values become bind parameters.
@@ -59,26 +60,9 @@ function parseName(raw: string, what: string): string {
 
 /** Splits on commas outside double quotes. */
 function splitList(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i]!;
-    if (ch === '\\' && quoted && i + 1 < s.length) {
-      cur += ch + s[++i];
-      continue;
-    }
-    if (ch === '"') quoted = !quoted;
-    if (ch === ',' && !quoted) {
-      out.push(cur);
-      cur = '';
-    } else {
-      cur += ch;
-    }
-  }
-  if (quoted) throw restErrors.parse('Unterminated double quote');
-  out.push(cur);
-  return out;
+  const items = splitQuotedList(s);
+  if (!items) throw restErrors.parse('Unterminated double quote');
+  return items;
 }
 
 function parseSelect(raw: string | null): ParsedQuery['select'] {
