@@ -212,7 +212,15 @@ export function createHallpassClient(options: HallpassClientOptions = {}) {
         const c = await config();
         realtime = createRealtime({ url: wsUrl(c.realtimeUrl, baseUrl), anonKey: c.anonKey, transport: options.webSocket });
       }
-      return realtime.subscribeToProfile(user, handlers);
+      // The server closes a revoked session's channels at once; asking for the session then turns
+      // this device signed out without waiting for the next periodic check.
+      return realtime.subscribeToProfile(user, {
+        ...handlers,
+        onStatus(status) {
+          handlers.onStatus?.(status);
+          if (status === 'closed') void session().catch(() => {});
+        },
+      });
     },
     config,
     data,
