@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestDatabase, testBackend } from '@hallpass/db/testing';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,7 +52,7 @@ describe('restart', () => {
       NODE_ENV: 'test',
       DATABASE_URL: t.url!,
       HALLPASS_SECRET: 'a-test-secret-that-is-long-enough-for-hallpass',
-      HALLPASS_DATA_DIR: fileURLToPath(new URL(`../../../.hallpass-test-${Date.now()}`, import.meta.url)),
+      HALLPASS_DATA_DIR: mkdtempSync(join(tmpdir(), 'hallpass-kill-')),
       LOG_LEVEL: 'silent',
       HOST: '127.0.0.1',
       // A killed worker's claimed mail is taken again after its lease; keep the lease short here.
