@@ -3,7 +3,6 @@
 // The server runs in its own process on a fresh PostgreSQL database at 127.0.0.1; every phase is
 // bounded in requests and seconds. Prints req/s, p50, p99 and the ratio (target: REST >= 0.5 x direct).
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -11,6 +10,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { createScratchDatabase } from '@hallpass/db/testing';
 import { loadConfig } from '../packages/server/src/config/config.ts';
 import { createDeps, runMigrations } from '../packages/server/src/server.ts';
 import { signApiKey } from '../packages/server/src/sessions/api-keys.ts';
@@ -108,12 +108,8 @@ function report(r: Result) {
 }
 
 async function main() {
-  const dbName = `hallpass_bench_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
+  const database = await createScratchDatabase(adminUrl, 'hallpass_bench');
+  const url = new URL(database.url);
   const dataDir = mkdtempSync(join(tmpdir(), 'hallpass-bench-'));
   const port = await freePort();
   const env = {
@@ -220,8 +216,7 @@ async function main() {
     if (child && child.exitCode === null) await new Promise((r) => child!.once('exit', r));
     await pool.end();
     await deps.db.close();
-    await admin.query(`drop database if exists ${dbName} with (force)`);
-    await admin.end();
+    await database.drop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
