@@ -7,14 +7,8 @@ import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
 import { openPostgres, type Db } from '@hallpass/db';
 import { claimDueMail, finishMail } from '../packages/server/src/mail/outbox.repository.ts';
-import {
-  completeSignInWrite,
-  insertAuthRequestWithMail,
-  lockAuthRequest,
-  takeRateLimits,
-} from '../packages/server/src/passwordless/passwordless.repository.ts';
+import { insertAuthRequestWithMail, takeRateLimits, verifyCodeStatement } from '../packages/server/src/passwordless/passwordless.repository.ts';
 import { selectVisibleProfile } from '../packages/server/src/profiles/profiles.repository.ts';
-import { broadcastProfileSync } from '../packages/server/src/realtime/realtime.service.ts';
 import { setClaimsIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
 import { cpuMs, fmt, jsonClient, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
 
@@ -121,16 +115,14 @@ async function baselineSignIn(db: Db, email: string): Promise<void> {
   // The mail worker: claim and mark sent.
   const claimed = await claimDueMail(db, 60, 32);
   if (claimed.length) await finishMail(db, claimed.map((m) => m.id), 'sent');
-  // POST /verify: lock, then the one sign-in write.
-  const { profile, session } = await db.transaction(async (tx) => {
-    await lockAuthRequest(tx, id);
-    const written = await completeSignInWrite(tx, {
-      authRequestId: id, at: new Date(), amr: [{ method: 'otp', timestamp: 0 }], userAgent: 'bench', ip: '127.0.0.1',
-      sessionExpiresAt: new Date(Date.now() + 86_400_000), refreshHash: Buffer.from(randomUUID()),
-    });
-    await broadcastProfileSync(tx, { sub: written.profile.id, email, at: new Date() });
-    return written;
+  // POST /verify: the one verify statement (lock, checks, sign-in write, profile_sync).
+  const verified = await verifyCodeStatement(db, {
+    authRequestId: id, presented: digest, maxAttempts: 5, windowSeconds: 600,
+    at: new Date(), amr: [{ method: 'otp', timestamp: 0 }], userAgent: 'bench', ip: '127.0.0.1',
+    sessionExpiresAt: new Date(Date.now() + 86_400_000), refreshHash: Buffer.from(randomUUID()),
   });
+  if (verified.outcome !== 'ok') throw new Error(`baseline verify: ${verified.outcome}`);
+  const { profile, session } = verified.signIn;
   // GET /api/profile: claims set only for a live session, then the read under RLS.
   const claims = { role: 'authenticated', sub: profile.id, email, session_id: session.id, app_metadata: { tenant_id: tenant } };
   await db.transaction(async (tx) => {

@@ -25,5 +25,10 @@ export interface Deps {
   mailer: MailTransport;
   /** Woken after a transaction that queued mail commits, so this instance's worker sends at once. */
   mailQueued: Signal;
+  /**
+   * Woken after a transaction that logged realtime events with hallpass.realtime_wake_after_commit
+   * (the sign-in) commits: this instance's reader reads at once and other instances are notified.
+   */
+  realtimeWritten: Signal;
   clock: Clock;
 }

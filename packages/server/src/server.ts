@@ -68,6 +68,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     signing: secrets.signing,
     mailer,
     mailQueued: createSignal(),
+    realtimeWritten: createSignal(),
     clock: overrides.clock ?? systemClock,
   };
 }

@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { testBackend } from '@hallpass/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from './harness.ts';
-import { apiKey, createUsers, Inbox, RawSocket, subscribed, supabaseClient, type Target } from './realtime-helpers.ts';
+import { signInWithCode, startTestServer, type TestServer } from './harness.ts';
+import { apiKey, createUsers, Inbox, RawSocket, signIn, subscribed, supabaseClient, type Target } from './realtime-helpers.ts';
 
 const mainTs = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
@@ -80,6 +80,27 @@ describe.skipIf(testBackend() !== 'postgres')('two instances on one PostgreSQL',
     expect(out.status).toBe(204);
     expect((await system.next((m) => m.status === 'error')).message).toMatch(/revoked/i);
     await status.next((s) => s === 'CLOSED');
+  });
+
+  it('a sign-in on instance A reaches profile_sync subscribers on B through the post-commit wake, not a NOTIFY in its transaction', async () => {
+    // The sign-in transaction itself sends nothing (migration 0011); instance A wakes the others
+    // after commit with a notification that names A, so B must hear one with a non-empty payload.
+    const wakes = new Inbox<string>();
+    const unlisten = await a.db.listen('hallpass_realtime', wakes.push);
+    try {
+      const first = await signIn(a, 'cluster-sync');
+      const c = await supabaseClient(b.target, first.token);
+      clients.push(c);
+      const syncs = new Inbox<any>();
+      await subscribed(c.channel(`user:${first.id}`, { config: { private: true } }).on('broadcast', { event: 'profile_sync' }, syncs.push));
+
+      // Another device of the same user signs in through A.
+      await signInWithCode(a, a.browser(), first.email);
+      expect(await syncs.next()).toMatchObject({ event: 'profile_sync', payload: { email: first.email, reason: 'login' } });
+      expect(await wakes.next((origin) => origin !== '')).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await unlisten();
+    }
   });
 
   it('loses nothing when two transactions commit in the opposite order to their event ids', async () => {

@@ -97,53 +97,67 @@ export async function findAuthRequestByLink(q: Queryable, linkHash: Buffer, lock
   return rows[0];
 }
 
-export async function recordFailedAttempt(q: Queryable, id: string, failedAttempts: number, windowStart: Date): Promise<void> {
-  await q.query('update hallpass.auth_requests set failed_attempts = $2, attempts_window_start = $3 where id = $1', [
-    id,
-    failedAttempts,
-    windowStart,
-  ]);
-}
-
-export async function lockOut(q: Queryable, id: string, at: Date): Promise<void> {
-  await q.query('update hallpass.auth_requests set locked_at = $2 where id = $1 and locked_at is null', [id, at]);
-}
-
 export interface SignInRow {
   profile: ProfileRow;
   created: boolean;
   session: SessionRow;
 }
 
+export interface SignInWrite {
+  at: Date;
+  amr: SessionRow['amr'];
+  userAgent: string | null;
+  ip: string | null;
+  sessionExpiresAt: Date;
+  refreshHash: Buffer;
+}
+
+const signInColumns = `id, tenant_id, email, name, metadata, last_login, created_at, updated_at, created,
+  s_id, s_amr, s_user_agent, s_ip, s_created_at, s_last_seen_at, s_expires_at, s_revoked_at`;
+
 /**
- * The whole sign-in write in one statement (one round trip inside the verify transaction): consume
- * the request, sync the profile as service_role (`sync_profile_on_login`), open the session and store
- * its first refresh token digest.
+ * The whole sign-in write in one statement (hallpass.complete_sign_in, migration 0012): consume the
+ * request, sync the profile as service_role, open the session with its first refresh token digest and
+ * log the profile_sync broadcast. The caller wakes realtime after its transaction commits.
  */
-export async function completeSignInWrite(
-  q: Queryable,
-  r: { authRequestId: string; at: Date; amr: SessionRow['amr']; userAgent: string | null; ip: string | null; sessionExpiresAt: Date; refreshHash: Buffer },
-): Promise<SignInRow> {
+export async function completeSignInWrite(q: Queryable, authRequestId: string, w: SignInWrite): Promise<SignInRow> {
   const { rows } = await q.query<Record<string, unknown>>(
-    `with consumed as (
-       update hallpass.auth_requests set consumed_at = $2 where id = $1 and consumed_at is null returning tenant_id, email
-     ), profile as (
-       select p.* from consumed c cross join lateral hallpass.sync_profile_on_login(c.tenant_id, c.email, $2) p
-     ), session as (
-       insert into hallpass.sessions (profile_id, tenant_id, amr, user_agent, ip, expires_at, created_at, last_seen_at)
-       select id, tenant_id, $3, $4, $5, $6, $2, $2 from profile
-       returning *
-     ), token as (
-       insert into hallpass.refresh_tokens (token_hash, session_id) select $7, id from session
-     )
-     select p.id, p.tenant_id, p.email, p.name, p.metadata, p.last_login, p.created_at, p.updated_at, p.created,
-            s.id as s_id, s.amr as s_amr, s.user_agent as s_user_agent, s.ip as s_ip, s.created_at as s_created_at,
-            s.last_seen_at as s_last_seen_at, s.expires_at as s_expires_at, s.revoked_at as s_revoked_at
-       from profile p cross join session s`,
-    [r.authRequestId, r.at, JSON.stringify(r.amr), r.userAgent, r.ip, r.sessionExpiresAt, r.refreshHash],
+    `select ${signInColumns} from hallpass.complete_sign_in($1, $2, $3, $4, $5, $6, $7)`,
+    [authRequestId, w.at, JSON.stringify(w.amr), w.userAgent, w.ip, w.sessionExpiresAt, w.refreshHash],
   );
-  const row = rows[0];
-  if (!row) throw new Error('sign-in write affected no row: the request was consumed concurrently');
+  if (!rows[0]) throw new Error('sign-in write affected no row: the request was consumed concurrently');
+  return toSignInRow(rows[0]);
+}
+
+export type VerifyCodeOutcome =
+  | { outcome: 'ok'; signIn: SignInRow; state: string | null; redirectTo: string | null }
+  | { outcome: 'auth_request_not_found' | 'auth_request_used' | 'too_many_attempts' | 'otp_expired' }
+  | { outcome: 'otp_invalid'; attemptsRemaining: number };
+
+/**
+ * Verifies a code in one statement (hallpass.verify_code, migration 0012): lock the request, check it,
+ * count a wrong code (committed with the refusal) or complete the sign-in. `presented` is the HMAC
+ * digest of the code as typed; the database compares it in constant time.
+ */
+export async function verifyCodeStatement(
+  q: Queryable,
+  r: { authRequestId: string; presented: Buffer; maxAttempts: number; windowSeconds: number } & SignInWrite,
+): Promise<VerifyCodeOutcome> {
+  const { rows } = await q.query<Record<string, unknown>>(
+    `select outcome, attempts_remaining, state, redirect_to, ${signInColumns}
+       from hallpass.verify_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [r.authRequestId, r.presented, r.at, r.maxAttempts, r.windowSeconds, JSON.stringify(r.amr), r.userAgent, r.ip, r.sessionExpiresAt, r.refreshHash],
+  );
+  const row = rows[0]!;
+  const outcome = row.outcome as string;
+  if (outcome === 'ok') {
+    return { outcome, signIn: toSignInRow(row), state: row.state as string | null, redirectTo: row.redirect_to as string | null };
+  }
+  if (outcome === 'otp_invalid') return { outcome, attemptsRemaining: row.attempts_remaining as number };
+  return { outcome } as VerifyCodeOutcome;
+}
+
+function toSignInRow(row: Record<string, unknown>): SignInRow {
   const profile = {
     id: row.id, tenant_id: row.tenant_id, email: row.email, name: row.name, metadata: row.metadata,
     last_login: row.last_login, created_at: row.created_at, updated_at: row.updated_at,
@@ -153,14 +167,6 @@ export async function completeSignInWrite(
     created_at: row.s_created_at, last_seen_at: row.s_last_seen_at, expires_at: row.s_expires_at, revoked_at: row.s_revoked_at,
   } as SessionRow;
   return { profile, created: row.created as boolean, session };
-}
-
-/**
- * Single use: once consumed_at is set every later verify is refused. The digests stay so a second
- * click on the link can be told "already used" rather than "invalid".
- */
-export async function consumeAuthRequest(q: Queryable, id: string, at: Date): Promise<void> {
-  await q.query('update hallpass.auth_requests set consumed_at = $2 where id = $1', [id, at]);
 }
 
 export async function replaceSecrets(

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { asService, type Tx } from '@hallpass/db';
+import { asService } from '@hallpass/db';
+import type { ProfileRow } from '../profiles/profiles.repository.ts';
 import type { PasswordlessType, SendResponse } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
 import { enqueueSignInMail, sealSignInMail, supersedePendingMail } from '../mail/outbox.ts';
-import type { ProfileRow } from '../profiles/profiles.repository.ts';
-import { broadcastProfileSync } from '../realtime/realtime.service.ts';
 import { issueNewSession, prepareSession, type IssuedSession } from '../sessions/sessions.service.ts';
 import { digest, digestsEqual, generateCode, generateToken } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
@@ -15,12 +14,13 @@ import {
   findTenantIdBySlug,
   insertAuthRequestWithMail,
   lockAuthRequest,
-  lockOut,
-  recordFailedAttempt,
   replaceSecrets,
   takeRateLimits,
+  verifyCodeStatement,
   type AuthRequestRow,
   type RateLimitRule,
+  type SignInRow,
+  type SignInWrite,
 } from './passwordless.repository.ts';
 
 export const defaultTenantId = '00000000-0000-0000-0000-000000000000';
@@ -48,7 +48,7 @@ export interface SendResult {
   binding?: string;
 }
 
-type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock' | 'mailQueued'>;
+type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock' | 'mailQueued' | 'realtimeWritten'>;
 
 const sendLimitCodes = ['email_rate_limited_minute', 'email_rate_limited_hour', 'ip_rate_limited'] as const;
 
@@ -185,37 +185,25 @@ export interface Verified {
 type Outcome = { ok: true; verified: Verified } | { ok: false; error: AppError };
 
 /**
- * Verifies a code. The request row is locked first, so of any number of concurrent verifies of one
- * code exactly one consumes it. A wrong code is counted (committed) before the error is thrown; the
- * sixth wrong code in the window, and anything after, finds the request locked.
+ * Verifies a code in one statement (see `verifyCodeStatement`). The request row is locked first, so
+ * of any number of concurrent verifies of one code exactly one consumes it. A wrong code is counted
+ * (committed) before the error is thrown; the sixth wrong code in the window, and anything after,
+ * finds the request locked.
  */
 export async function verifyCode(deps: PwDeps, input: { authRequestId: string; code: string }, ctx: RequestContext): Promise<Verified> {
-  const outcome = await deps.db.transaction(async (tx): Promise<Outcome> => {
-    const now = deps.clock.now();
-    const req = await lockAuthRequest(tx, input.authRequestId);
-    if (!req) return fail('auth_request_not_found');
-    if (req.consumed_at) return fail('auth_request_used');
-    if (req.locked_at) return fail('too_many_attempts');
-    if (req.expires_at <= now) return fail('otp_expired');
-
-    const { maxAttempts, attemptWindowSeconds } = deps.config.passwordless;
-    const windowOpen = req.attempts_window_start && now.getTime() - req.attempts_window_start.getTime() < attemptWindowSeconds * 1000;
-    const failed = windowOpen ? req.failed_attempts : 0;
-    if (failed >= maxAttempts) {
-      await lockOut(tx, req.id, now);
-      return fail('too_many_attempts');
-    }
-    const presented = digest(deps.keys, `code:${req.id}`, input.code);
-    // Constant-time: the comparison's timing says nothing about how many leading bytes matched.
-    if (!digestsEqual(req.code_hash, presented)) {
-      const nowFailed = failed + 1;
-      await recordFailedAttempt(tx, req.id, nowFailed, windowOpen ? req.attempts_window_start! : now);
-      return fail('otp_invalid', { attemptsRemaining: maxAttempts - nowFailed });
-    }
-    return { ok: true, verified: await completeSignIn(deps, tx, req, 'otp', ctx) };
+  const prepared = prepareSession(deps, 'otp');
+  const { maxAttempts, attemptWindowSeconds } = deps.config.passwordless;
+  const result = await verifyCodeStatement(deps.db, {
+    authRequestId: input.authRequestId,
+    presented: digest(deps.keys, `code:${input.authRequestId}`, input.code),
+    maxAttempts,
+    windowSeconds: attemptWindowSeconds,
+    ...signInWrite(deps, prepared, ctx),
   });
-  if (!outcome.ok) throw outcome.error;
-  return outcome.verified;
+  if (result.outcome === 'otp_invalid') throw new AppError('otp_invalid', { details: { attemptsRemaining: result.attemptsRemaining } });
+  if (result.outcome !== 'ok') throw new AppError(result.outcome);
+  deps.realtimeWritten.wake();
+  return finishSignIn(deps, result.signIn, prepared.refreshToken, result);
 }
 
 /** What the link page may show before anything is consumed. */
@@ -246,42 +234,43 @@ function linkProblem(deps: PwDeps, req: AuthRequestRow | undefined, linkToken: s
 
 /** Consumes a magic link (the POST from the confirm page, or the JSON API) and signs in. */
 export async function verifyLink(deps: PwDeps, linkToken: string, ctx: RequestContext): Promise<Verified> {
+  const prepared = prepareSession(deps, 'magic_link');
   const outcome = await deps.db.transaction(async (tx): Promise<Outcome> => {
     const req = await findAuthRequestByLink(tx, digest(deps.keys, 'link', linkToken), true);
     const problem = linkProblem(deps, req, linkToken, ctx);
     if (problem) return fail(problem);
-    return { ok: true, verified: await completeSignIn(deps, tx, req!, 'magic_link', ctx) };
+    // One transaction with the lock above, so a failure leaves the link unused and nothing half-written.
+    const signIn = await completeSignInWrite(tx, req!.id, signInWrite(deps, prepared, ctx));
+    return { ok: true, verified: await finishSignIn(deps, signIn, prepared.refreshToken, { state: req!.state, redirectTo: req!.redirect_to }) };
   });
   if (!outcome.ok) throw outcome.error;
+  deps.realtimeWritten.wake();
   return outcome.verified;
 }
 
-/**
- * The verified email becomes a session: consume the request, upsert the profile as service_role
- * (RLS bypassed: no row exists yet on first login), open the session and broadcast profile_sync.
- * One transaction, so a failure anywhere leaves the code unused and nothing half-written.
- */
-async function completeSignIn(
-  deps: PwDeps,
-  tx: Tx,
-  req: AuthRequestRow,
-  method: 'otp' | 'magic_link',
-  ctx: RequestContext,
-): Promise<Verified> {
-  const prepared = prepareSession(deps, method);
-  const { profile, created, session } = await completeSignInWrite(tx, {
-    authRequestId: req.id,
+function signInWrite(deps: PwDeps, prepared: ReturnType<typeof prepareSession>, ctx: RequestContext): SignInWrite {
+  return {
     at: deps.clock.now(),
     amr: prepared.amr,
     userAgent: ctx.userAgent?.slice(0, 512) ?? null,
     ip: ctx.ip,
     sessionExpiresAt: prepared.expiresAt,
     refreshHash: prepared.refreshHash,
-  });
-  const issued = await issueNewSession(deps, profile, session, prepared.refreshToken);
-  // In this transaction: every device of the user hears of the sign-in only if it commits.
-  await broadcastProfileSync(tx, { sub: profile.id, email: profile.email, at: deps.clock.now() });
-  return { profile, created, issued, state: req.state, redirectTo: req.redirect_to };
+  };
+}
+
+/**
+ * The written sign-in (request consumed, profile synced as service_role, session opened, profile_sync
+ * logged for every device of the user) becomes signed tokens.
+ */
+async function finishSignIn(
+  deps: PwDeps,
+  { profile, created, session }: SignInRow,
+  refreshToken: string,
+  req: { state: string | null; redirectTo: string | null },
+): Promise<Verified> {
+  const issued = await issueNewSession(deps, profile, session, refreshToken);
+  return { profile, created, issued, state: req.state, redirectTo: req.redirectTo };
 }
 
 function fail(code: ConstructorParameters<typeof AppError>[0], details?: Record<string, unknown>): Outcome {

@@ -61,6 +61,11 @@ export async function maxEventId(q: Queryable): Promise<number> {
   return Number(rows[0]?.id ?? 0);
 }
 
+/** Wakes every instance's log reader (hallpass.realtime_wake, migration 0011); `origin` names the sender. */
+export async function wakeRealtimeReaders(q: Queryable, origin: string): Promise<void> {
+  await q.query('select hallpass.realtime_wake($1)', [origin]);
+}
+
 export interface BroadcastInput {
   topic: string;
   event: string;

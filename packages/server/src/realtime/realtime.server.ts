@@ -8,7 +8,7 @@ import { cookieNames } from '../http/cookies.ts';
 import { verifyApiKey } from '../sessions/api-keys.ts';
 import { Hub } from './realtime.hub.ts';
 import { startLogReader } from './realtime.log-reader.ts';
-import { endedSessions, pruneEvents } from './realtime.repository.ts';
+import { endedSessions, pruneEvents, wakeRealtimeReaders } from './realtime.repository.ts';
 import { RealtimeSocket, type Connection } from './realtime.socket.ts';
 
 export const realtimePath = '/realtime/v1/websocket';
@@ -38,9 +38,17 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
     onEvents: (rows) => hub.dispatch(rows),
     onError: (err) => log.error({ err }, 'realtime: reading the event log failed'),
   });
+  const instanceId = randomUUID();
+  const wakeOthers = coalescedWake(() => wakeRealtimeReaders(db, instanceId), (err) => log.warn({ err }, 'realtime: waking other instances failed'));
   const unlisten = [
-    // A lost listener connection may have dropped notifications: read again once it is back.
-    await db.listen('hallpass_realtime', () => reader.poke(), () => reader.poke()),
+    // A lost listener connection may have dropped notifications: read again once it is back. Our own
+    // post-commit wake comes back to us too; this instance already read for it.
+    await db.listen('hallpass_realtime', (origin) => origin !== instanceId && reader.poke(), () => reader.poke()),
+    // A sign-in committed events without notifying (migration 0011): read now, and tell the others.
+    deps.realtimeWritten.subscribe(() => {
+      reader.poke();
+      wakeOthers.wake();
+    }),
     await db.listen('hallpass_session_revoked', (sessionId) => {
       hub.endSession(sessionId, 'Session revoked; sign in again');
     }),
@@ -117,10 +125,41 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
       server.off('upgrade', onUpgrade);
       for (const t of timers) clearInterval(t);
       for (const u of unlisten) await u();
+      await wakeOthers.stop();
       await reader.stop();
       for (const ws of wss.clients) ws.close(1001, 'server shutting down');
       for (const s of sockets) s.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * Runs `send` when woken, at most one at a time: wakes while one runs ask for exactly one more after
+ * it (so the last wake is always followed by a send), spaced by `gapMs` so that a steady stream of
+ * sign-ins costs a few notifications per second, not one each.
+ */
+function coalescedWake(send: () => Promise<void>, onError: (err: unknown) => void, gapMs = 10) {
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+  const run = async () => {
+    do {
+      again = false;
+      await send().catch(onError);
+      await new Promise((r) => setTimeout(r, gapMs).unref());
+    } while (again && !stopped);
+    running = null;
+  };
+  return {
+    wake() {
+      if (stopped) return;
+      if (running) again = true;
+      else running = run();
+    },
+    async stop() {
+      stopped = true;
+      await running;
     },
   };
 }
