@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { openPostgres, type Db } from '@hallpass/db';
 import { claimDueMail, finishMail } from '../packages/server/src/mail/outbox.repository.ts';
 import { insertAuthRequestWithMail, takeRateLimits, verifyCodeStatement } from '../packages/server/src/passwordless/passwordless.repository.ts';
-import { selectVisibleProfile } from '../packages/server/src/profiles/profiles.repository.ts';
-import { setClaimsIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
+import { selectVisibleProfileStatement } from '../packages/server/src/profiles/profiles.repository.ts';
+import { runIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
 import { cpuMs, fmt, jsonClient, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
 
 const levels = (process.env.BENCH_CONCURRENCY ?? '8,32,128').split(',').map(Number);
@@ -123,12 +123,11 @@ async function baselineSignIn(db: Db, email: string): Promise<void> {
   });
   if (verified.outcome !== 'ok') throw new Error(`baseline verify: ${verified.outcome}`);
   const { profile, session } = verified.signIn;
-  // GET /api/profile: claims set only for a live session, then the read under RLS.
+  // GET /api/profile: one statement that checks the session, sets role and claims, reads under RLS.
   const claims = { role: 'authenticated', sub: profile.id, email, session_id: session.id, app_metadata: { tenant_id: tenant } };
-  await db.transaction(async (tx) => {
-    await setClaimsIfSessionLive(tx, session.id, profile.id, JSON.stringify(claims), new Date());
-    await selectVisibleProfile(tx, profile.id);
-  });
+  const read = selectVisibleProfileStatement(profile.id);
+  const got = await runIfSessionLive(db, { sessionId: session.id, profileId: profile.id, claimsJson: JSON.stringify(claims), now: new Date() }, read.sql, read.params);
+  if (got?.n !== 1) throw new Error('baseline profile read found no row');
 }
 
 async function measureBaseline(): Promise<Map<number, RunResult>> {

@@ -52,6 +52,26 @@ describe('bad input', () => {
     expect(await counts()).toEqual(before);
   });
 
+  it('refuses a chunked body over 16 KB (no Content-Length to judge by) with body_too_large, nothing written', async () => {
+    const before = await counts();
+    const payload = new TextEncoder().encode(JSON.stringify({ email: 'a@example.com', state: 'x'.repeat(17_000) }));
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < payload.length; i += 4096) controller.enqueue(payload.subarray(i, i + 4096));
+        controller.close();
+      },
+    });
+    const res = await fetch(`${server.url}/api/auth/passwordless/send`, {
+      method: 'POST',
+      headers: { ...json, origin: server.browser().origin },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('body_too_large');
+    expect(await counts()).toEqual(before);
+  });
+
   it('refuses bad profile patches with invalid_request and changes nothing', async () => {
     const browser = server.browser();
     await signInWithCode(server, browser, uniqueEmail());

@@ -32,27 +32,48 @@ export async function upsertProfileOnLogin(
   return { profile, created };
 }
 
-/** Under RLS: whatever profile rows the current claims may see (their own, or none). */
-export async function selectVisibleProfile(q: Queryable, id: string): Promise<ProfileRow | undefined> {
-  const { rows } = await q.query<ProfileRow>(`select ${profileColumns} from public.profiles where id = $1`, [id]);
-  return rows[0];
+/**
+ * A statement for `runAsSessionUser` (one row of count and JSON body): under RLS, the profile row of
+ * that id if the current claims may see it.
+ */
+export function selectVisibleProfileStatement(id: string): { sql: string; params: string[] } {
+  return {
+    sql: `select count(*)::int, (array_agg(row_to_json(p)))[1]::text
+            from (select ${profileColumns} from public.profiles where id = ($1)[1]::uuid) p`,
+    params: [id],
+  };
 }
 
-/** Under RLS: changes name and/or metadata of the row if the policies allow; else changes nothing. */
-export async function updateVisibleProfile(
-  q: Queryable,
+/**
+ * A statement for `runAsSessionUser`: under RLS, changes name and/or metadata of that row if the
+ * policies allow (else changes nothing) and returns it.
+ */
+export function updateVisibleProfileStatement(
   id: string,
   patch: { name?: string | null | undefined; metadata?: Record<string, unknown> | undefined },
-): Promise<ProfileRow | undefined> {
-  const { rows } = await q.query<ProfileRow>(
-    `update public.profiles
-        set name = case when $2 then $3 else name end,
-            metadata = case when $4 then $5::jsonb else metadata end
-      where id = $1
-      returning ${profileColumns}`,
-    [id, patch.name !== undefined, patch.name ?? null, patch.metadata !== undefined, JSON.stringify(patch.metadata ?? {})],
-  );
-  return rows[0];
+): { sql: string; params: Array<string | null> } {
+  return {
+    sql: `with p as (
+            update public.profiles
+               set name = case when ($1)[2]::boolean then ($1)[3] else name end,
+                   metadata = case when ($1)[4]::boolean then ($1)[5]::jsonb else metadata end
+             where id = ($1)[1]::uuid
+            returning ${profileColumns})
+          select count(*)::int, (array_agg(row_to_json(p)))[1]::text from p`,
+    params: [id, String(patch.name !== undefined), patch.name ?? null, String(patch.metadata !== undefined), JSON.stringify(patch.metadata ?? {})],
+  };
+}
+
+/** The row a profile statement returned as JSON, with its timestamps as dates again. */
+export function profileFromJson(body: string | null): ProfileRow | undefined {
+  if (!body) return undefined;
+  const row = JSON.parse(body) as Omit<ProfileRow, 'last_login' | 'created_at' | 'updated_at'> & Record<'last_login' | 'created_at' | 'updated_at', string | null>;
+  return {
+    ...row,
+    last_login: row.last_login === null ? null : new Date(row.last_login),
+    created_at: new Date(row.created_at!),
+    updated_at: new Date(row.updated_at!),
+  };
 }
 
 /** The server's own read (no RLS; never used for client-facing queries). */

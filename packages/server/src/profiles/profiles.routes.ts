@@ -4,9 +4,9 @@ import type { Deps } from '../deps.ts';
 import type { AppEnv } from '../http/context.ts';
 import { readJson } from '../http/json.ts';
 import { requireAccessToken } from '../sessions/sessions.routes.ts';
-import { asSessionUser } from '../sessions/sessions.service.ts';
+import { runAsSessionUser } from '../sessions/sessions.service.ts';
 import { AppError } from '../shared/errors.ts';
-import { selectVisibleProfile, toUser, updateVisibleProfile } from './profiles.repository.ts';
+import { profileFromJson, selectVisibleProfileStatement, toUser, updateVisibleProfileStatement } from './profiles.repository.ts';
 
 const patchBody = z
   .strictObject({
@@ -16,8 +16,9 @@ const patchBody = z
   .refine((b) => b.name !== undefined || b.metadata !== undefined, 'give name or metadata');
 
 /**
- * The signed-in user's own profile. Both handlers run as role `authenticated` with the session's
- * claims; the row they get or change is whatever RLS allows, so a bug here cannot leak another row.
+ * The signed-in user's own profile. Both handlers run one statement as role `authenticated` with the
+ * session's claims (`runAsSessionUser`); the row they get or change is whatever RLS allows, so a bug
+ * here cannot leak another row.
  */
 export function profileRoutes(deps: Deps) {
   const app = new Hono<AppEnv>();
@@ -25,7 +26,8 @@ export function profileRoutes(deps: Deps) {
 
   app.get('/api/profile', async (c) => {
     const { claims } = c.var.token;
-    const row = await asSessionUser(deps, claims, (tx) => selectVisibleProfile(tx, claims.sub));
+    const { sql, params } = selectVisibleProfileStatement(claims.sub);
+    const row = profileFromJson((await runAsSessionUser(deps, claims, sql, params)).body);
     if (!row) throw new AppError('not_found');
     return c.json({ profile: toUser(row) });
   });
@@ -36,7 +38,8 @@ export function profileRoutes(deps: Deps) {
       throw new AppError('invalid_request', { details: { issues: [{ path: 'metadata', message: 'at most 8 KB' }] } });
     }
     const { claims } = c.var.token;
-    const row = await asSessionUser(deps, claims, (tx) => updateVisibleProfile(tx, claims.sub, body));
+    const { sql, params } = updateVisibleProfileStatement(claims.sub, body);
+    const row = profileFromJson((await runAsSessionUser(deps, claims, sql, params)).body);
     if (!row) throw new AppError('not_found');
     return c.json({ profile: toUser(row) });
   });

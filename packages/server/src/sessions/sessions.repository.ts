@@ -88,16 +88,21 @@ export async function listLiveSessions(q: Queryable, profileId: string, now: Dat
 }
 
 /**
- * Switches the transaction to role authenticated with the given claims, but only if the session is
- * live: FROM/WHERE run first (as the server's role, which may read hallpass.sessions), and set_config
- * is evaluated only for a matching row. Returns false, having changed nothing, for a dead session.
+ * Runs one statement as the session's user, in one round trip, through hallpass.rest_run (migration
+ * 0007): the session-liveness check as the server's role, then role `authenticated` and the claims
+ * set locally, then `sql` (which returns one row of (count int, body text); its parameters are
+ * `$1[i]` of `params`) under grants and RLS. Returns null, having run nothing, for a dead session.
  */
-export async function setClaimsIfSessionLive(q: Queryable, sessionId: string, profileId: string, claimsJson: string, now: Date): Promise<boolean> {
-  const { rows } = await q.query(
-    `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $3, true)
-       from hallpass.sessions
-      where id = $1 and profile_id = $2 and revoked_at is null and expires_at > $4`,
-    [sessionId, profileId, claimsJson, now],
+export async function runIfSessionLive(
+  q: Queryable,
+  who: { sessionId: string; profileId: string; claimsJson: string; now: Date },
+  sql: string,
+  params: ReadonlyArray<string | null>,
+): Promise<{ n: number; body: string | null } | null> {
+  const { rows } = await q.query<{ live: boolean; n: number | null; body: string | null }>(
+    `select live, n, body from hallpass.rest_run('authenticated', $1, $2, $3, $4, $5, $6, null, false)`,
+    [who.claimsJson, who.sessionId, who.profileId, who.now, sql, params],
   );
-  return rows.length === 1;
+  const row = rows[0];
+  return row?.live ? { n: row.n ?? 0, body: row.body } : null;
 }

@@ -41,9 +41,9 @@ export function requireAuth(deps: Deps): MiddlewareHandler<AppEnv> {
 }
 
 /**
- * Like `requireAuth`, but leaves the live-session check to the handler's own transaction
- * (`asSessionUser`), which makes it in the statement that sets the claims: one round trip fewer on
- * the hottest reads. Handlers behind this must query only through `asSessionUser`.
+ * Like `requireAuth`, but leaves the live-session check to the handler's one statement
+ * (`runAsSessionUser`), which makes it before it sets the claims: one round trip fewer on the
+ * hottest reads. Handlers behind this must query only through `runAsSessionUser`.
  */
 export function requireAccessToken(deps: Deps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {

@@ -13,7 +13,7 @@ import {
   lockRefreshToken,
   markRefreshTokenRotated,
   revokeSessionRow,
-  setClaimsIfSessionLive,
+  runIfSessionLive,
   type SessionRow,
 } from './sessions.repository.ts';
 
@@ -162,7 +162,7 @@ export async function authenticate(
 
 /**
  * The token half of `authenticate`: a valid access token, or a refresh-token exchange when it is
- * missing or merely expired. The caller must still check the session is live; `asSessionUser` does
+ * missing or merely expired. The caller must still check the session is live; `runAsSessionUser` does
  * that in the same statement that sets the claims.
  */
 export async function checkTokens(
@@ -219,17 +219,20 @@ export async function refreshSession(deps: SessionDeps, refreshToken: string): P
 }
 
 /**
- * Runs `fn` as the signed-in user (role authenticated, their claims) in a transaction whose first
- * statement also checks that the session is still live: revocation takes effect at once, and the
- * check costs no extra round trip.
+ * Runs one statement as the token's user (role `authenticated`, its claims as request.jwt.claims) in
+ * one round trip, only while the session is live: grants and RLS decide what it touches. See
+ * `runIfSessionLive` for the statement's shape.
  */
-export async function asSessionUser<T>(deps: Pick<Deps, 'db' | 'clock'>, claims: AccessClaims, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return deps.db.transaction(async (tx) => {
-    if (!(await setClaimsIfSessionLive(tx, claims.session_id, claims.sub, JSON.stringify(claims), deps.clock.now()))) {
-      throw new AppError('session_expired');
-    }
-    return fn(tx);
-  });
+export async function runAsSessionUser(
+  deps: Pick<Deps, 'db' | 'clock'>,
+  claims: AccessClaims,
+  sql: string,
+  params: ReadonlyArray<string | null>,
+): Promise<{ n: number; body: string | null }> {
+  const who = { sessionId: claims.session_id, profileId: claims.sub, claimsJson: JSON.stringify(claims), now: deps.clock.now() };
+  const result = await runIfSessionLive(deps.db, who, sql, params);
+  if (!result) throw new AppError('session_expired');
+  return result;
 }
 
 export async function revokeSession(deps: Pick<Deps, 'db' | 'clock'>, sessionId: string, reason: 'logout' | 'revoked_by_user'): Promise<boolean> {
