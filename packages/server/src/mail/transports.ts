@@ -1,4 +1,5 @@
 import nodemailer from 'nodemailer';
+import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Db } from '@hallpass/db';
 
 export interface OutgoingMail {
@@ -25,7 +26,10 @@ export function createSmtpTransport(smtpUrl: string): MailTransport {
   return {
     kind: 'smtp',
     async send(mail) {
-      await transporter.sendMail({ to: mail.to, from: mail.from, subject: mail.subject, text: mail.text, html: mail.html });
+      // Composed to one buffer first: streamed straight into the connection, the MIME tree reaches
+      // the socket in a dozen small writes, each a system call.
+      const node = new MailComposer({ to: mail.to, from: mail.from, subject: mail.subject, text: mail.text, html: mail.html }).compile();
+      await transporter.sendMail({ envelope: node.getEnvelope(), raw: await node.build() });
     },
     async close() {
       transporter.close();

@@ -39,14 +39,19 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
     onError: (err) => log.error({ err }, 'realtime: reading the event log failed'),
   });
   const instanceId = randomUUID();
+  let readSoon: NodeJS.Timeout | null = null;
   const wakeOthers = coalescedWake(() => wakeRealtimeReaders(db, instanceId), (err) => log.warn({ err }, 'realtime: waking other instances failed'));
   const unlisten = [
     // A lost listener connection may have dropped notifications: read again once it is back. Our own
     // post-commit wake comes back to us too; this instance already read for it.
     await db.listen('hallpass_realtime', (origin) => origin !== instanceId && reader.poke(), () => reader.poke()),
-    // A sign-in committed events without notifying (migration 0011): read now, and tell the others.
+    // A sign-in committed events without notifying (migration 0011): read, and tell the others. The
+    // read waits a few ms so that a burst of sign-ins is one read, not one each.
     deps.realtimeWritten.subscribe(() => {
-      reader.poke();
+      readSoon ??= setTimeout(() => {
+        readSoon = null;
+        reader.poke();
+      }, 5);
       wakeOthers.wake();
     }),
     await db.listen('hallpass_session_revoked', (sessionId) => {
@@ -126,6 +131,7 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
       for (const t of timers) clearInterval(t);
       for (const u of unlisten) await u();
       await wakeOthers.stop();
+      if (readSoon) clearTimeout(readSoon);
       await reader.stop();
       for (const ws of wss.clients) ws.close(1001, 'server shutting down');
       for (const s of sockets) s.terminate();
@@ -137,9 +143,9 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
 /**
  * Runs `send` when woken, at most one at a time: wakes while one runs ask for exactly one more after
  * it (so the last wake is always followed by a send), spaced by `gapMs` so that a steady stream of
- * sign-ins costs a few notifications per second, not one each.
+ * sign-ins costs at most 1000 / gapMs notifications a second, not one each.
  */
-function coalescedWake(send: () => Promise<void>, onError: (err: unknown) => void, gapMs = 10) {
+function coalescedWake(send: () => Promise<void>, onError: (err: unknown) => void, gapMs = 50) {
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
