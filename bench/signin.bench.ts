@@ -7,7 +7,7 @@ import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
 import { openPostgres, type Db } from '@hallpass/db';
 import { claimDueMail, finishMail } from '../packages/server/src/mail/outbox.repository.ts';
-import { insertAuthRequestWithMail, takeRateLimits, verifyCodeStatement } from '../packages/server/src/passwordless/passwordless.repository.ts';
+import { sendRequests, verifyCodes } from '../packages/server/src/passwordless/passwordless.repository.ts';
 import { selectVisibleProfileStatement } from '../packages/server/src/profiles/profiles.repository.ts';
 import { runIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
 import { cpuMs, fmt, jsonClient, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
@@ -98,30 +98,33 @@ async function measureOurs(): Promise<Map<number, RunResult & { cpuPerSignIn: nu
 async function baselineSignIn(db: Db, email: string): Promise<void> {
   const id = randomUUID();
   const digest = Buffer.alloc(32, 7);
-  // POST /send: the limits, then the request with its queued mail.
-  await takeRateLimits(db, [
-    { key: `email:1m:${tenant}:${email}`, limit: 1000, periodSeconds: 60 },
-    { key: `email:1h:${tenant}:${email}`, limit: 10, periodSeconds: 3600 },
-    { key: `ip:10m:127.0.0.1`, limit: 1_000_000, periodSeconds: 600 },
-  ]);
-  await insertAuthRequestWithMail(
-    db,
+  // POST /send: the limits, then the request with its queued mail, in one statement.
+  const [refused] = await sendRequests(db, [
     {
-      id, tenantId: tenant, email, type: 'LINK_OTP', codeHash: digest, linkHash: Buffer.from(id), bindingHash: null,
-      state: null, redirectTo: null, expiresAt: new Date(Date.now() + 300_000), ip: '127.0.0.1', userAgent: 'bench',
+      request: {
+        id, tenantId: tenant, email, type: 'LINK_OTP', codeHash: digest, linkHash: Buffer.from(id), bindingHash: null,
+        state: null, redirectTo: null, expiresAt: new Date(Date.now() + 300_000), ip: '127.0.0.1', userAgent: 'bench',
+      },
+      mail: digest,
+      rules: [
+        { key: `email:1m:${tenant}:${email}`, limit: 1000, periodSeconds: 60 },
+        { key: `email:1h:${tenant}:${email}`, limit: 10, periodSeconds: 3600 },
+        { key: `ip:10m:127.0.0.1`, limit: 1_000_000, periodSeconds: 600 },
+      ],
     },
-    digest,
-  );
+  ]);
+  if (refused) throw new Error('baseline send refused by a limit');
   // The mail worker: claim and mark sent.
   const claimed = await claimDueMail(db, 60, 32);
   if (claimed.length) await finishMail(db, claimed.map((m) => m.id), 'sent');
-  // POST /verify: the one verify statement (lock, checks, sign-in write, profile_sync).
-  const verified = await verifyCodeStatement(db, {
-    authRequestId: id, presented: digest, maxAttempts: 5, windowSeconds: 600,
-    at: new Date(), amr: [{ method: 'otp', timestamp: 0 }], userAgent: 'bench', ip: '127.0.0.1',
-    sessionExpiresAt: new Date(Date.now() + 86_400_000), refreshHash: Buffer.from(randomUUID()),
-  });
-  if (verified.outcome !== 'ok') throw new Error(`baseline verify: ${verified.outcome}`);
+  // POST /verify: the verify statement (lock, checks, sign-in write, profile_sync).
+  const [verified] = await verifyCodes(db, { at: new Date(), maxAttempts: 5, windowSeconds: 600 }, [
+    {
+      authRequestId: id, presented: digest, amr: [{ method: 'otp', timestamp: 0 }], userAgent: 'bench', ip: '127.0.0.1',
+      sessionExpiresAt: new Date(Date.now() + 86_400_000), refreshHash: Buffer.from(randomUUID()),
+    },
+  ]);
+  if (verified?.outcome !== 'ok') throw new Error(`baseline verify: ${verified?.outcome}`);
   const { profile, session } = verified.signIn;
   // GET /api/profile: one statement that checks the session, sets role and claims, reads under RLS.
   const claims = { role: 'authenticated', sub: profile.id, email, session_id: session.id, app_metadata: { tenant_id: tenant } };

@@ -8,3 +8,4 @@ export { asUser, asService, setClaims, resetRole, dbRoles } from './roles.ts';
 export type { Claims, DbRole } from './roles.ts';
 export { migrate, loadMigrations, coreMigrationsDir } from './migrate.ts';
 export type { Migration } from './migrate.ts';
+export { createBatcher } from './batch.ts';

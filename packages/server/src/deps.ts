@@ -5,6 +5,7 @@ import type { ServerKeys } from './shared/crypto.ts';
 import type { SigningKey } from './sessions/signing-keys.ts';
 import type { MailTransport } from './mail/transports.ts';
 import type { Signal } from './shared/signal.ts';
+import type { PasswordlessBatches } from './passwordless/passwordless.service.ts';
 
 /** What the clock says; injectable so tests can move time instead of sleeping. */
 export interface Clock {
@@ -31,4 +32,6 @@ export interface Deps {
    */
   realtimeWritten: Signal;
   clock: Clock;
+  /** Sends and code verifies of this instance, gathered into one statement per batch. */
+  passwordlessBatches: PasswordlessBatches;
 }

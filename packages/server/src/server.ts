@@ -11,6 +11,7 @@ import { createDevMailboxTransport, createSmtpTransport, type MailTransport } fr
 import { deriveServerKeys } from './shared/crypto.ts';
 import { createSignal } from './shared/signal.ts';
 import { loadSecrets } from './sessions/signing-keys.ts';
+import { createPasswordlessBatches } from './passwordless/passwordless.service.ts';
 import { startRealtime, type RealtimeServer } from './realtime/realtime.server.ts';
 
 /** Every feature's SQL, in the order the numbers give. */
@@ -60,6 +61,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
   const mailer =
     overrides.mailer ??
     (config.mail.smtpUrl ? createSmtpTransport(config.mail.smtpUrl) : createDevMailboxTransport(db, print));
+  const clock = overrides.clock ?? systemClock;
   return {
     config,
     db,
@@ -69,7 +71,8 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     mailer,
     mailQueued: createSignal(),
     realtimeWritten: createSignal(),
-    clock: overrides.clock ?? systemClock,
+    clock,
+    passwordlessBatches: createPasswordlessBatches({ config, db, clock }),
   };
 }
 

@@ -36,6 +36,24 @@ describe('send limits', () => {
     expect(afterRestart.body.error.code).toBe('email_rate_limited_minute');
   });
 
+  it('limits concurrent sends item by item when they are gathered into one batch: 2 of 6 for one address get through, each with its mail', async () => {
+    const s = await serverWith({});
+    const email = uniqueEmail();
+    const others = Array.from({ length: 4 }, () => uniqueEmail());
+    // Sent together, these go to the database as one or two batches (see createBatcher).
+    const sends = await Promise.all([
+      ...Array.from({ length: 6 }, () => s.browser().post('/api/auth/passwordless/send', { email })),
+      ...others.map((o) => s.browser().post('/api/auth/passwordless/send', { email: o })),
+    ]);
+    const mine = sends.slice(0, 6);
+    expect(mine.filter((r) => r.status === 200)).toHaveLength(2);
+    expect(mine.filter((r) => r.status === 429).map((r) => r.body.error.code)).toEqual(Array(4).fill('email_rate_limited_minute'));
+    expect(sends.slice(6).map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(await requests(s, email)).toBe(2);
+    const mail = await s.db.query<{ n: number }>('select count(*)::int as n from hallpass.mail_outbox where to_email = $1', [email]);
+    expect(mail.rows[0]!.n).toBe(2);
+  });
+
   it('allows 10 emails an hour per address, then 429 email_rate_limited_hour', async () => {
     const s = await serverWith({ RATE_LIMIT_EMAIL_PER_MINUTE: '1000' });
     const email = uniqueEmail();

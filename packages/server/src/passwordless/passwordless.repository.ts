@@ -57,20 +57,37 @@ export interface NewAuthRequest {
   userAgent: string | null;
 }
 
+export interface NewSend {
+  request: NewAuthRequest;
+  /** The sealed email to queue with it. */
+  mail: Buffer;
+  /** The send limits, exactly three (per address per minute, per address per hour, per IP). */
+  rules: readonly RateLimitRule[];
+}
+
 /**
- * Records the request and queues its sealed email in one statement: atomic without a transaction of
- * its own, and one round trip on the hottest path.
+ * Sends in one statement (hallpass.send_requests, migration 0013): each item's limits are taken
+ * (all of its rules or none), then the allowed requests are recorded with their sealed mail. Returns,
+ * per item in order, the rule that refused it, if any.
  */
-export async function insertAuthRequestWithMail(q: Queryable, r: NewAuthRequest, sealedMail: Buffer): Promise<void> {
-  await q.query(
-    `with request as (
-       insert into hallpass.auth_requests
-         (id, tenant_id, email, passwordless_type, code_hash, link_hash, binding_hash, state, redirect_to, expires_at, ip, user_agent)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-       returning id, email)
-     insert into hallpass.mail_outbox (auth_request_id, to_email, payload) select id, email, $13 from request`,
-    [r.id, r.tenantId, r.email, r.type, r.codeHash, r.linkHash, r.bindingHash, r.state, r.redirectTo, r.expiresAt, r.ip, r.userAgent, sealedMail],
+export async function sendRequests(q: Queryable, items: readonly NewSend[]): Promise<Array<{ rejected: number; retryAfter: number } | undefined>> {
+  const col = <T>(f: (s: NewSend) => T) => items.map(f);
+  const { rows } = await q.query<{ item: number; rejected_index: number; retry_after: number }>(
+    `select item, rejected_index, retry_after
+       from hallpass.send_requests($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+    [
+      col((s) => s.request.id), col((s) => s.request.tenantId), col((s) => s.request.email), col((s) => s.request.type),
+      col((s) => s.request.codeHash), col((s) => s.request.linkHash), col((s) => s.request.bindingHash), col((s) => s.request.state),
+      col((s) => s.request.redirectTo), col((s) => s.request.expiresAt), col((s) => s.request.ip), col((s) => s.request.userAgent),
+      col((s) => s.mail),
+      col((s) => s.rules.map((r) => r.key)), col((s) => s.rules.map((r) => r.limit)), col((s) => s.rules.map((r) => r.periodSeconds)),
+    ],
   );
+  const byItem = new Map(rows.map((r) => [r.item, r]));
+  return items.map((_, i) => {
+    const row = byItem.get(i + 1)!;
+    return row.rejected_index === 0 ? undefined : { rejected: row.rejected_index - 1, retryAfter: row.retry_after };
+  });
 }
 
 export async function findAuthRequest(q: Queryable, id: string): Promise<AuthRequestRow | undefined> {
@@ -134,21 +151,39 @@ export type VerifyCodeOutcome =
   | { outcome: 'auth_request_not_found' | 'auth_request_used' | 'too_many_attempts' | 'otp_expired' }
   | { outcome: 'otp_invalid'; attemptsRemaining: number };
 
+export interface CodeToVerify extends Omit<SignInWrite, 'at'> {
+  authRequestId: string;
+  /** The HMAC digest of the code as typed; the database compares it in constant time. */
+  presented: Buffer;
+}
+
 /**
- * Verifies a code in one statement (hallpass.verify_code, migration 0012): lock the request, check it,
- * count a wrong code (committed with the refusal) or complete the sign-in. `presented` is the HMAC
- * digest of the code as typed; the database compares it in constant time.
+ * Verifies codes in one statement (hallpass.verify_codes over hallpass.verify_code, migrations 0012
+ * and 0013): per item, lock the request, check it, count a wrong code (committed with the refusal) or
+ * complete the sign-in. Items run in request-id order, so concurrent batches lock in one order;
+ * outcomes come back in the caller's order.
  */
-export async function verifyCodeStatement(
+export async function verifyCodes(
   q: Queryable,
-  r: { authRequestId: string; presented: Buffer; maxAttempts: number; windowSeconds: number } & SignInWrite,
-): Promise<VerifyCodeOutcome> {
+  common: { at: Date; maxAttempts: number; windowSeconds: number },
+  items: readonly CodeToVerify[],
+): Promise<VerifyCodeOutcome[]> {
+  const order = items.map((_, i) => i).sort((x, y) => (items[x]!.authRequestId < items[y]!.authRequestId ? -1 : items[x]!.authRequestId > items[y]!.authRequestId ? 1 : x - y));
+  const col = <T>(f: (c: CodeToVerify) => T) => order.map((i) => f(items[i]!));
   const { rows } = await q.query<Record<string, unknown>>(
-    `select outcome, attempts_remaining, state, redirect_to, ${signInColumns}
-       from hallpass.verify_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-    [r.authRequestId, r.presented, r.at, r.maxAttempts, r.windowSeconds, JSON.stringify(r.amr), r.userAgent, r.ip, r.sessionExpiresAt, r.refreshHash],
+    `select item, outcome, attempts_remaining, state, redirect_to, ${signInColumns}
+       from hallpass.verify_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [
+      col((c) => c.authRequestId), col((c) => c.presented), common.at, common.maxAttempts, common.windowSeconds,
+      col((c) => JSON.stringify(c.amr)), col((c) => c.userAgent), col((c) => c.ip), col((c) => c.sessionExpiresAt), col((c) => c.refreshHash),
+    ],
   );
-  const row = rows[0]!;
+  const outcomes: VerifyCodeOutcome[] = new Array(items.length);
+  for (const row of rows) outcomes[order[(row.item as number) - 1]!] = toOutcome(row);
+  return outcomes;
+}
+
+function toOutcome(row: Record<string, unknown>): VerifyCodeOutcome {
   const outcome = row.outcome as string;
   if (outcome === 'ok') {
     return { outcome, signIn: toSignInRow(row), state: row.state as string | null, redirectTo: row.redirect_to as string | null };

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { asService } from '@hallpass/db';
+import { asService, createBatcher } from '@hallpass/db';
 import type { ProfileRow } from '../profiles/profiles.repository.ts';
 import type { PasswordlessType, SendResponse } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
@@ -12,15 +12,18 @@ import {
   findAuthRequest,
   findAuthRequestByLink,
   findTenantIdBySlug,
-  insertAuthRequestWithMail,
   lockAuthRequest,
   replaceSecrets,
+  sendRequests,
   takeRateLimits,
-  verifyCodeStatement,
+  verifyCodes,
   type AuthRequestRow,
+  type CodeToVerify,
+  type NewSend,
   type RateLimitRule,
   type SignInRow,
   type SignInWrite,
+  type VerifyCodeOutcome,
 } from './passwordless.repository.ts';
 
 export const defaultTenantId = '00000000-0000-0000-0000-000000000000';
@@ -48,7 +51,21 @@ export interface SendResult {
   binding?: string;
 }
 
-type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock' | 'mailQueued' | 'realtimeWritten'>;
+type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock' | 'mailQueued' | 'realtimeWritten' | 'passwordlessBatches'>;
+
+/** This instance's group commit for the two hottest statements (see `createBatcher`). */
+export interface PasswordlessBatches {
+  send(item: NewSend): Promise<{ rejected: number; retryAfter: number } | undefined>;
+  verify(item: CodeToVerify): Promise<VerifyCodeOutcome>;
+}
+
+export function createPasswordlessBatches(deps: Pick<Deps, 'config' | 'db' | 'clock'>): PasswordlessBatches {
+  const { maxAttempts, attemptWindowSeconds } = deps.config.passwordless;
+  return {
+    send: createBatcher((items) => sendRequests(deps.db, items)),
+    verify: createBatcher((items) => verifyCodes(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds }, items)),
+  };
+}
 
 const sendLimitCodes = ['email_rate_limited_minute', 'email_rate_limited_hour', 'ip_rate_limited'] as const;
 
@@ -84,19 +101,23 @@ function linkUrl(deps: PwDeps, token: string | null): string | null {
   return token ? `${deps.config.baseUrl}/passwordless/verify?link_token=${token}` : null;
 }
 
+function limitError(refused: { rejected: number; retryAfter: number }): AppError {
+  return new AppError(sendLimitCodes[refused.rejected]!, { retryAfter: refused.retryAfter });
+}
+
 /**
- * Takes the send limits in a statement of their own, before the transaction that writes the request:
- * the counters' row locks are then held for microseconds, not across that transaction's disk flush,
- * so many users behind one address do not queue behind each other.
+ * A resend takes the send limits in a statement of their own, before the transaction that rewrites
+ * the request: the counters' row locks are then held for microseconds, not across its disk flush.
  */
 async function throwIfLimited(deps: PwDeps, rules: RateLimitRule[]): Promise<void> {
   const refused = await takeRateLimits(deps.db, rules);
-  if (refused) throw new AppError(sendLimitCodes[refused.rejected]!, { retryAfter: refused.retryAfter });
+  if (refused) throw limitError(refused);
 }
 
 /**
  * Starts a sign-in: records the request with digests of a fresh code and/or link token and enqueues
- * the email, in one transaction with the rate-limit check. The answer is the same for every
+ * the email, in one statement with the rate-limit check (batched with concurrent sends; one batch
+ * at a time holds the counters, for one commit). The answer is the same for every
  * well-formed address; whether the address has a profile is decided later, by the mail worker.
  */
 export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: RequestContext): Promise<SendResult> {
@@ -107,16 +128,14 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
   const secrets = freshSecrets(deps, type, id);
   const binding = deps.config.passwordless.enforceSameBrowser ? generateToken() : undefined;
   const expiresAt = new Date(deps.clock.now().getTime() + expiresIn * 1000);
-  await throwIfLimited(deps, sendLimits(deps, tenantId, input.email, ctx.ip));
   const mail = sealSignInMail(deps, id, {
     tenantId,
     code: secrets.code,
     link: linkUrl(deps, secrets.linkToken),
     expiresAt: expiresAt.toISOString(),
   });
-  await insertAuthRequestWithMail(
-    deps.db,
-    {
+  const refused = await deps.passwordlessBatches.send({
+    request: {
       id,
       tenantId,
       email: input.email,
@@ -131,7 +150,9 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
       userAgent: ctx.userAgent?.slice(0, 512) ?? null,
     },
     mail,
-  );
+    rules: sendLimits(deps, tenantId, input.email, ctx.ip),
+  });
+  if (refused) throw limitError(refused);
   deps.mailQueued.wake();
   return {
     response: { authRequestId: id, expiresAt: expiresAt.toISOString(), expiresIn, passwordlessType: type },
@@ -185,20 +206,17 @@ export interface Verified {
 type Outcome = { ok: true; verified: Verified } | { ok: false; error: AppError };
 
 /**
- * Verifies a code in one statement (see `verifyCodeStatement`). The request row is locked first, so
+ * Verifies a code in one statement, batched with concurrent verifies (see `verifyCodes`). The request row is locked first, so
  * of any number of concurrent verifies of one code exactly one consumes it. A wrong code is counted
  * (committed) before the error is thrown; the sixth wrong code in the window, and anything after,
  * finds the request locked.
  */
 export async function verifyCode(deps: PwDeps, input: { authRequestId: string; code: string }, ctx: RequestContext): Promise<Verified> {
   const prepared = prepareSession(deps, 'otp');
-  const { maxAttempts, attemptWindowSeconds } = deps.config.passwordless;
-  const result = await verifyCodeStatement(deps.db, {
+  const result = await deps.passwordlessBatches.verify({
     authRequestId: input.authRequestId,
     presented: digest(deps.keys, `code:${input.authRequestId}`, input.code),
-    maxAttempts,
-    windowSeconds: attemptWindowSeconds,
-    ...signInWrite(deps, prepared, ctx),
+    ...signInWrite(prepared, ctx),
   });
   if (result.outcome === 'otp_invalid') throw new AppError('otp_invalid', { details: { attemptsRemaining: result.attemptsRemaining } });
   if (result.outcome !== 'ok') throw new AppError(result.outcome);
@@ -240,7 +258,7 @@ export async function verifyLink(deps: PwDeps, linkToken: string, ctx: RequestCo
     const problem = linkProblem(deps, req, linkToken, ctx);
     if (problem) return fail(problem);
     // One transaction with the lock above, so a failure leaves the link unused and nothing half-written.
-    const signIn = await completeSignInWrite(tx, req!.id, signInWrite(deps, prepared, ctx));
+    const signIn = await completeSignInWrite(tx, req!.id, { at: deps.clock.now(), ...signInWrite(prepared, ctx) });
     return { ok: true, verified: await finishSignIn(deps, signIn, prepared.refreshToken, { state: req!.state, redirectTo: req!.redirect_to }) };
   });
   if (!outcome.ok) throw outcome.error;
@@ -248,9 +266,8 @@ export async function verifyLink(deps: PwDeps, linkToken: string, ctx: RequestCo
   return outcome.verified;
 }
 
-function signInWrite(deps: PwDeps, prepared: ReturnType<typeof prepareSession>, ctx: RequestContext): SignInWrite {
+function signInWrite(prepared: ReturnType<typeof prepareSession>, ctx: RequestContext): Omit<SignInWrite, 'at'> {
   return {
-    at: deps.clock.now(),
     amr: prepared.amr,
     userAgent: ctx.userAgent?.slice(0, 512) ?? null,
     ip: ctx.ip,
