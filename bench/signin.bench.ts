@@ -1,13 +1,13 @@
 // Full passwordless sign-ins against the PostgreSQL server: send -> the code arrives by real SMTP ->
-// verify -> read the profile. Baseline: the same SQL statements (the repositories' own functions)
-// driven straight through `pg` at the same concurrency, in the same run. Prints sign-ins/s,
-// p50/p95/p99, server CPU ms per sign-in, and ours/baseline.
+// verify -> read the profile. Baseline: the same SQL statements (the repositories' own functions,
+// batched as the server batches them) driven straight through `pg` at the same concurrency, in the
+// same run. Prints sign-ins/s, p50/p95/p99, server CPU ms per sign-in, and ours/baseline.
 import { randomUUID } from 'node:crypto';
 import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
-import { openPostgres, type Db } from '@hallpass/db';
+import { createBatcher, openPostgres, type Db } from '@hallpass/db';
 import { claimDueMail, finishMail } from '../packages/server/src/mail/outbox.repository.ts';
-import { sendRequests, verifyCodes } from '../packages/server/src/passwordless/passwordless.repository.ts';
+import { sendRequests, verifyCodes, type CodeToVerify, type NewSend } from '../packages/server/src/passwordless/passwordless.repository.ts';
 import { selectVisibleProfileStatement } from '../packages/server/src/profiles/profiles.repository.ts';
 import { runIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
 import { cpuMs, fmt, jsonClient, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
@@ -94,13 +94,29 @@ async function measureOurs(): Promise<Map<number, RunResult & { cpuPerSignIn: nu
   return results;
 }
 
-/** The statements one sign-in runs, in the same transactions, with no HTTP, crypto or mail around them. */
-async function baselineSignIn(db: Db, email: string): Promise<void> {
+/**
+ * The baseline drives the statements the way the server does: sends and code verifies through the
+ * same group commit (createBatcher over the same repository functions), the mail worker's claim and
+ * mark-sent once per wake for everything due, the profile read one statement per request.
+ */
+function baselineStatements(db: Db) {
+  return {
+    send: createBatcher((items: NewSend[]) => sendRequests(db, items)),
+    verify: createBatcher((items: CodeToVerify[]) => verifyCodes(db, { at: new Date(), maxAttempts: 5, windowSeconds: 600 }, items)),
+    drainMail: createBatcher(async (wakes: null[]) => {
+      const claimed = await claimDueMail(db, 60, 64);
+      if (claimed.length) await finishMail(db, claimed.map((m) => m.id), 'sent');
+      return wakes;
+    }),
+  };
+}
+
+/** The statements one sign-in runs, with no HTTP, crypto or mail around them. */
+async function baselineSignIn(db: Db, statements: ReturnType<typeof baselineStatements>, email: string): Promise<void> {
   const id = randomUUID();
   const digest = Buffer.alloc(32, 7);
   // POST /send: the limits, then the request with its queued mail, in one statement.
-  const [refused] = await sendRequests(db, [
-    {
+  const refused = await statements.send({
       request: {
         id, tenantId: tenant, email, type: 'LINK_OTP', codeHash: digest, linkHash: Buffer.from(id), bindingHash: null,
         state: null, redirectTo: null, expiresAt: new Date(Date.now() + 300_000), ip: '127.0.0.1', userAgent: 'bench',
@@ -111,19 +127,15 @@ async function baselineSignIn(db: Db, email: string): Promise<void> {
         { key: `email:1h:${tenant}:${email}`, limit: 10, periodSeconds: 3600 },
         { key: `ip:10m:127.0.0.1`, limit: 1_000_000, periodSeconds: 600 },
       ],
-    },
-  ]);
+  });
   if (refused) throw new Error('baseline send refused by a limit');
-  // The mail worker: claim and mark sent.
-  const claimed = await claimDueMail(db, 60, 32);
-  if (claimed.length) await finishMail(db, claimed.map((m) => m.id), 'sent');
+  // The mail worker, woken by the send: claim what is due and mark it sent.
+  await statements.drainMail(null);
   // POST /verify: the verify statement (lock, checks, sign-in write, profile_sync).
-  const [verified] = await verifyCodes(db, { at: new Date(), maxAttempts: 5, windowSeconds: 600 }, [
-    {
-      authRequestId: id, presented: digest, amr: [{ method: 'otp', timestamp: 0 }], userAgent: 'bench', ip: '127.0.0.1',
-      sessionExpiresAt: new Date(Date.now() + 86_400_000), refreshHash: Buffer.from(randomUUID()),
-    },
-  ]);
+  const verified = await statements.verify({
+    authRequestId: id, presented: digest, amr: [{ method: 'otp', timestamp: 0 }], userAgent: 'bench', ip: '127.0.0.1',
+    sessionExpiresAt: new Date(Date.now() + 86_400_000), refreshHash: Buffer.from(randomUUID()),
+  });
   if (verified?.outcome !== 'ok') throw new Error(`baseline verify: ${verified?.outcome}`);
   const { profile, session } = verified.signIn;
   // GET /api/profile: one statement that checks the session, sets role and claims, reads under RLS.
@@ -141,10 +153,11 @@ async function measureBaseline(): Promise<Map<number, RunResult>> {
   const results = new Map<number, RunResult>();
   try {
     await runMigrations(db);
+    const statements = baselineStatements(db);
     for (const concurrency of levels) {
       const run = `${concurrency}-${Date.now()}`;
-      await runLoad(concurrency, concurrency * 4, 10, (i) => baselineSignIn(db, `warm-${run}-${i}@example.com`));
-      results.set(concurrency, await runLoad(concurrency, perLevel, maxSeconds, (i) => baselineSignIn(db, `base-${run}-${i}@example.com`)));
+      await runLoad(concurrency, concurrency * 4, 10, (i) => baselineSignIn(db, statements, `warm-${run}-${i}@example.com`));
+      results.set(concurrency, await runLoad(concurrency, perLevel, maxSeconds, (i) => baselineSignIn(db, statements, `base-${run}-${i}@example.com`)));
     }
   } finally {
     await db.close();
