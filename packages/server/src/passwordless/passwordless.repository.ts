@@ -129,8 +129,6 @@ export interface SignInWrite {
   refreshHash: Buffer;
 }
 
-const signInColumns = `id, tenant_id, email, name, metadata, last_login, created_at, updated_at, created,
-  s_id, s_amr, s_user_agent, s_ip, s_created_at, s_last_seen_at, s_expires_at, s_revoked_at`;
 
 /**
  * The whole sign-in write in one statement (hallpass.complete_sign_in, migration 0012): consume the
@@ -139,7 +137,7 @@ const signInColumns = `id, tenant_id, email, name, metadata, last_login, created
  */
 export async function completeSignInWrite(q: Queryable, authRequestId: string, w: SignInWrite): Promise<SignInRow> {
   const { rows } = await q.query<Record<string, unknown>>(
-    `select ${signInColumns} from hallpass.complete_sign_in($1, $2, $3, $4, $5, $6, $7)`,
+    'select * from hallpass.complete_sign_in($1, $2, $3, $4, $5, $6, $7)',
     [authRequestId, w.at, JSON.stringify(w.amr), w.userAgent, w.ip, w.sessionExpiresAt, w.refreshHash],
   );
   if (!rows[0]) throw new Error('sign-in write affected no row: the request was consumed concurrently');
@@ -171,7 +169,8 @@ export async function verifyCodes(
   const order = items.map((_, i) => i).sort((x, y) => (items[x]!.authRequestId < items[y]!.authRequestId ? -1 : items[x]!.authRequestId > items[y]!.authRequestId ? 1 : x - y));
   const col = <T>(f: (c: CodeToVerify) => T) => order.map((i) => f(items[i]!));
   const { rows } = await q.query<Record<string, unknown>>(
-    `select item, outcome, attempts_remaining, state, redirect_to, ${signInColumns}
+    // (sign_in).* spreads the hallpass.sign_in composite into columns (all null when not 'ok').
+    `select item, outcome, attempts_remaining, state, redirect_to, (sign_in).*
        from hallpass.verify_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     [
       col((c) => c.authRequestId), col((c) => c.presented), common.at, common.maxAttempts, common.windowSeconds,

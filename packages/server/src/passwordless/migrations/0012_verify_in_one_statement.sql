@@ -14,6 +14,14 @@ as $$
      and (select bit_or(get_byte(a, i) # get_byte(b, i)) from generate_series(0, length(a) - 1) as i) = 0, false)
 $$;
 
+-- What a completed sign-in returns: the profile (created: this was the first login) and the session.
+create type hallpass.sign_in as (
+  id uuid, tenant_id uuid, email text, name text, metadata jsonb, last_login timestamptz,
+  created_at timestamptz, updated_at timestamptz, created boolean,
+  s_id uuid, s_amr jsonb, s_user_agent text, s_ip text, s_created_at timestamptz,
+  s_last_seen_at timestamptz, s_expires_at timestamptz, s_revoked_at timestamptz
+);
+
 -- The verified request becomes a session: consume it, sync the profile as service_role (RLS bypassed:
 -- no row exists yet on first login), open the session with its first refresh token digest, and log a
 -- profile_sync broadcast on the user's private topic. Asks to wake realtime after commit (0011): the
@@ -27,10 +35,7 @@ create or replace function hallpass.complete_sign_in(
   p_session_expires timestamptz,
   p_refresh_hash bytea
 )
-returns table (id uuid, tenant_id uuid, email text, name text, metadata jsonb, last_login timestamptz,
-               created_at timestamptz, updated_at timestamptz, created boolean,
-               s_id uuid, s_amr jsonb, s_user_agent text, s_ip text, s_created_at timestamptz,
-               s_last_seen_at timestamptz, s_expires_at timestamptz, s_revoked_at timestamptz)
+returns setof hallpass.sign_in
 language plpgsql volatile
 as $$
 begin
@@ -63,7 +68,7 @@ end $$;
 
 -- Verifies a code against request p_request. p_presented is the server's HMAC digest of the presented
 -- code (the secret never reaches the database). outcome is 'ok' (with the sign-in row) or the error
--- code the API answers with; attempts_remaining comes with 'otp_invalid'.
+-- code the API answers with; attempts_remaining comes with 'otp_invalid', sign_in with 'ok'.
 create or replace function hallpass.verify_code(
   p_request uuid,
   p_presented bytea,
@@ -76,11 +81,7 @@ create or replace function hallpass.verify_code(
   p_session_expires timestamptz,
   p_refresh_hash bytea
 )
-returns table (outcome text, attempts_remaining integer, state text, redirect_to text,
-               id uuid, tenant_id uuid, email text, name text, metadata jsonb, last_login timestamptz,
-               created_at timestamptz, updated_at timestamptz, created boolean,
-               s_id uuid, s_amr jsonb, s_user_agent text, s_ip text, s_created_at timestamptz,
-               s_last_seen_at timestamptz, s_expires_at timestamptz, s_revoked_at timestamptz)
+returns table (outcome text, attempts_remaining integer, state text, redirect_to text, sign_in hallpass.sign_in)
 language plpgsql volatile
 as $$
 declare
@@ -125,7 +126,7 @@ begin
   end if;
 
   return query
-    select 'ok'::text, null::integer, r.state, r.redirect_to, c.*
+    select 'ok'::text, null::integer, r.state, r.redirect_to, c
       from hallpass.complete_sign_in(r.id, p_now, p_amr, p_user_agent, p_ip, p_session_expires, p_refresh_hash) c;
 end $$;
 

@@ -85,11 +85,7 @@ create or replace function hallpass.verify_codes(
   p_session_expires timestamptz[],
   p_refresh_hash bytea[]
 )
-returns table (item integer, outcome text, attempts_remaining integer, state text, redirect_to text,
-               id uuid, tenant_id uuid, email text, name text, metadata jsonb, last_login timestamptz,
-               created_at timestamptz, updated_at timestamptz, created boolean,
-               s_id uuid, s_amr jsonb, s_user_agent text, s_ip text, s_created_at timestamptz,
-               s_last_seen_at timestamptz, s_expires_at timestamptz, s_revoked_at timestamptz)
+returns table (item integer, outcome text, attempts_remaining integer, state text, redirect_to text, sign_in hallpass.sign_in)
 language plpgsql volatile
 as $$
 declare
