@@ -1,7 +1,7 @@
 // Shared bench plumbing: a scratch database, a child server process, latency statistics, CPU time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -48,11 +48,58 @@ export async function startServerProcess(env: Record<string, string>): Promise<{
   };
 }
 
-/** CPU milliseconds (user + system) a process has used, from /proc. */
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  comm: string;
+  cpuMs: number;
+}
+
+function readProcStat(pid: string): ProcStat | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+    // After "pid (comm) ": state, ppid, ... utime and stime are fields 14 and 15 of stat, in clock
+    // ticks (100 per second on Linux).
+    return {
+      pid: Number(pid),
+      ppid: Number(fields[1]),
+      comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      cpuMs: (Number(fields[11]) + Number(fields[12])) * 10,
+    };
+  } catch {
+    return undefined; // The process ended while we looked.
+  }
+}
+
+const allProcesses = (): ProcStat[] =>
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map(readProcStat)
+    .filter((p): p is ProcStat => p !== undefined);
+
+/** CPU milliseconds (user + system) a process and all its descendants (e.g. cluster workers) have used. */
 export function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  const all = allProcesses();
+  const tree = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) if (tree.has(p.ppid) && !tree.has(p.pid)) (tree.add(p.pid), (grew = true));
+  }
+  return all.filter((p) => tree.has(p.pid)).reduce((sum, p) => sum + p.cpuMs, 0);
+}
+
+/** CPU milliseconds used so far by every PostgreSQL process on this machine (the server under test). */
+export function postgresCpuMs(): number {
+  return allProcesses()
+    .filter((p) => p.comm === 'postgres')
+    .reduce((sum, p) => sum + p.cpuMs, 0);
+}
+
+/** CPU milliseconds this process (the load generator) has used. */
+export function ownCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 export function percentile(sorted: number[], p: number): number {

@@ -10,7 +10,7 @@ import { claimDueMail, finishMail } from '../packages/server/src/mail/outbox.rep
 import { sendRequests, verifyCodes, type CodeToVerify, type NewSend } from '../packages/server/src/passwordless/passwordless.repository.ts';
 import { selectVisibleProfileStatement } from '../packages/server/src/profiles/profiles.repository.ts';
 import { runIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
-import { cpuMs, fmt, jsonClient, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
+import { cpuMs, fmt, jsonClient, ownCpuMs, postgresCpuMs, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
 
 const levels = (process.env.BENCH_CONCURRENCY ?? '8,32,128').split(',').map(Number);
 const perLevel = Number(process.env.BENCH_SIGNINS ?? 2000);
@@ -51,7 +51,7 @@ async function smtpCodeSink() {
   };
 }
 
-async function measureOurs(): Promise<Map<number, RunResult & { cpuPerSignIn: number }>> {
+async function measureOurs(): Promise<Map<number, RunResult & { cpuPerSignIn: number; pgCpuPerSignIn: number; loadCpuPerSignIn: number }>> {
   const database = await scratchDatabase();
   const sink = await smtpCodeSink();
   const server = await startServerProcess({
@@ -65,7 +65,7 @@ async function measureOurs(): Promise<Map<number, RunResult & { cpuPerSignIn: nu
     RATE_LIMIT_EMAIL_PER_MINUTE: '1000',
     DATABASE_POOL_SIZE: '32',
   });
-  const results = new Map<number, RunResult & { cpuPerSignIn: number }>();
+  const results = new Map<number, RunResult & { cpuPerSignIn: number; pgCpuPerSignIn: number; loadCpuPerSignIn: number }>();
   try {
     for (const concurrency of levels) {
       const call = jsonClient(server.url, concurrency * 2);
@@ -81,10 +81,15 @@ async function measureOurs(): Promise<Map<number, RunResult & { cpuPerSignIn: nu
         if (profile.status !== 200 || profile.body.profile.email !== email) throw new Error(`profile ${profile.status}`);
       };
       await runLoad(concurrency, concurrency * 4, 10, (i) => signIn(-i - 1)); // warm-up
-      const cpu0 = cpuMs(server.child.pid!);
+      const [cpu0, pg0, load0] = [cpuMs(server.child.pid!), postgresCpuMs(), ownCpuMs()];
       const r = await runLoad(concurrency, perLevel, maxSeconds, signIn);
-      const cpu = cpuMs(server.child.pid!) - cpu0;
-      results.set(concurrency, { ...r, cpuPerSignIn: cpu / Math.max(1, r.done) });
+      const n = Math.max(1, r.done);
+      results.set(concurrency, {
+        ...r,
+        cpuPerSignIn: (cpuMs(server.child.pid!) - cpu0) / n,
+        pgCpuPerSignIn: (postgresCpuMs() - pg0) / n,
+        loadCpuPerSignIn: (ownCpuMs() - load0) / n,
+      });
     }
   } finally {
     await server.stop();
@@ -175,6 +180,10 @@ for (const c of levels) {
   const b = base.get(c)!;
   console.log(
     `${String(c).padStart(11)} | ${fmt(o.perSecond).padStart(19)} | ${fmt(o.p50).padStart(6)} | ${fmt(o.p95).padStart(6)} | ${fmt(o.p99).padStart(6)} | ${fmt(o.cpuPerSignIn, 2).padStart(21)} | ${fmt(b.perSecond).padStart(24)} | ${fmt(b.p99).padStart(15)} | ${fmt(o.perSecond / b.perSecond, 2).padStart(19)}`,
+  );
+  // Where the machine's CPU went: the server, PostgreSQL, and this process (HTTP client + SMTP sink).
+  console.log(
+    `${' '.repeat(11)}   CPU ms per sign-in: server ${fmt(o.cpuPerSignIn, 2)}, PostgreSQL ${fmt(o.pgCpuPerSignIn, 2)}, load generator and SMTP sink ${fmt(o.loadCpuPerSignIn, 2)}`,
   );
   if (o.failed || b.failed) console.log(`  failures: hallpass ${o.failed}, baseline ${b.failed}`);
 }
