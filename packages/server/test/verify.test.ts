@@ -140,3 +140,35 @@ describe('verification rules', () => {
     expect(rows[0]!.dump).not.toMatch(new RegExp(`\\b${code}\\b`));
   });
 });
+
+describe('hallpass.digests_equal (the database side of the code comparison)', () => {
+  it('matches only identical digests of the same length, and never NULL', async () => {
+    const a = Buffer.alloc(32, 7);
+    const lastByte = Buffer.from(a);
+    lastByte[31] = 8;
+    const firstByte = Buffer.from(a);
+    firstByte[0] = 6;
+    const cases: Array<[Buffer | null, Buffer | null, boolean]> = [
+      [a, Buffer.from(a), true],
+      [a, lastByte, false],
+      [a, firstByte, false],
+      [a, a.subarray(0, 31), false],
+      [null, a, false],
+      [a, null, false],
+      [null, null, false],
+    ];
+    for (const [x, y, expected] of cases) {
+      const { rows } = await server.db.query<{ eq: boolean }>('select hallpass.digests_equal($1, $2) as eq', [x, y]);
+      expect(rows[0]!.eq).toBe(expected);
+    }
+  });
+
+  it('refuses a code for a link-only request (no code digest) as otp_invalid and counts it', async () => {
+    const email = uniqueEmail();
+    const { id } = await start(email);
+    await server.db.query('update hallpass.auth_requests set code_hash = null where id = $1', [id]);
+    const res = await server.browser().post('/api/auth/passwordless/verify', { authRequestId: id, code: '123456' });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'otp_invalid', attemptsRemaining: 4 });
+  });
+});
