@@ -123,17 +123,23 @@ export function createHallpassClient(options: HallpassClientOptions = {}) {
    * them asks the server; the others adopt its result.
    */
   async function refresh(): Promise<void> {
+    // The token this tab knows now: if the server's is another one when our turn comes, a tab
+    // renewed it meanwhile and we adopt it. Ids, not times: the browser's clock may be off.
+    const known = current?.accessTokenId ?? null;
     try {
-      const expiresAt = await tabs.refreshOnce(
-        async () => (await http<{ expiresAt: string }>('POST', '/api/auth/refresh')).expiresAt,
-        // iat has whole seconds: a token from the second before asking is as fresh as can be.
-        async (asked) => {
+      const token = await tabs.refreshOnce(
+        async () => {
+          const r = await http<{ expiresAt: string; accessTokenId?: string | null }>('POST', '/api/auth/refresh');
+          return { expiresAt: r.expiresAt, tokenId: r.accessTokenId ?? null };
+        },
+        async () => {
+          if (!known) return null;
           const s = await http<SessionResponse>('GET', '/api/auth/session');
-          return Date.parse(s.accessTokenIssuedAt) >= asked - 1000 ? s.accessTokenExpiresAt : null;
+          return s.accessTokenId && s.accessTokenId !== known ? { expiresAt: s.accessTokenExpiresAt, tokenId: s.accessTokenId } : null;
         },
       );
       if (current) {
-        current = { ...current, accessTokenExpiresAt: expiresAt };
+        current = { ...current, accessTokenExpiresAt: token.expiresAt, accessTokenId: token.tokenId };
         setState('TOKEN_REFRESHED', current);
       }
     } catch (err) {
@@ -150,7 +156,7 @@ export function createHallpassClient(options: HallpassClientOptions = {}) {
 
   tabs.onMessage((m) => {
     if (m.type === 'refreshed' && current) {
-      current = { ...current, accessTokenExpiresAt: m.expiresAt };
+      current = { ...current, accessTokenExpiresAt: m.expiresAt, accessTokenId: m.tokenId };
       schedule();
     } else if (m.type === 'signed_out' || m.type === 'signed_in') {
       void session().catch(() => {});

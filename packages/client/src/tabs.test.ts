@@ -28,11 +28,11 @@ describe('refresh across tabs', () => {
     const refresh = async () => {
       calls++;
       await new Promise((r) => setTimeout(r, 5)); // the server's answer takes a moment
-      return new Date(Date.now() + 900_000).toISOString();
+      return { expiresAt: new Date(Date.now() + 900_000).toISOString(), tokenId: `t${calls}` };
     };
     const [x, y] = await Promise.all([a.refreshOnce(refresh), b.refreshOnce(refresh)]);
     expect(calls).toBe(1);
-    expect(x).toBe(y);
+    expect(x).toEqual(y);
     a.close();
     b.close();
   });
@@ -40,10 +40,23 @@ describe('refresh across tabs', () => {
   it('refreshes again when asked after the last refresh finished', async () => {
     const tabs = createTabs(browserLike()());
     let calls = 0;
-    const refresh = async () => `${new Date(Date.now() + 900_000 + ++calls).toISOString()}`;
+    const refresh = async () => ({ expiresAt: new Date(Date.now() + 900_000 + ++calls).toISOString(), tokenId: `t${calls}` });
     await tabs.refreshOnce(refresh);
     await tabs.refreshOnce(refresh);
     expect(calls).toBe(2);
+    tabs.close();
+  });
+
+  it('adopts a token the server says was renewed since (another tab, note not yet seen) instead of refreshing', async () => {
+    const tabs = createTabs(browserLike()());
+    let calls = 0;
+    const refresh = async () => ({ expiresAt: new Date(Date.now() + 900_000).toISOString(), tokenId: `t${++calls}` });
+    const renewed = { expiresAt: new Date(Date.now() + 900_000).toISOString(), tokenId: 'other-tab' };
+    expect(await tabs.refreshOnce(refresh, async () => renewed)).toEqual(renewed);
+    expect(calls).toBe(0);
+    // The server still has the token this tab knew: refresh for real.
+    expect(await tabs.refreshOnce(refresh, async () => null)).toMatchObject({ tokenId: 't1' });
+    expect(calls).toBe(1);
     tabs.close();
   });
 });

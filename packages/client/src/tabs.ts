@@ -6,7 +6,13 @@
  * instead of refreshing again; a BroadcastChannel tells the other tabs about sign-in and sign-out.
  */
 
-export type TabMessage = { type: 'refreshed'; expiresAt: string } | { type: 'signed_in' } | { type: 'signed_out' };
+/** A renewed access token, as tabs tell each other of it: its expiry and its id (`jti`). */
+export interface RefreshedToken {
+  expiresAt: string;
+  tokenId: string | null;
+}
+
+export type TabMessage = ({ type: 'refreshed' } & RefreshedToken) | { type: 'signed_in' } | { type: 'signed_out' };
 
 export interface TabEnvironment {
   locks?: Pick<LockManager, 'request'> | undefined;
@@ -14,9 +20,8 @@ export interface TabEnvironment {
   createChannel?: ((name: string) => BroadcastChannel) | undefined;
 }
 
-interface RefreshNote {
-  expiresAt: string;
-  /** When the refresh finished (ms since epoch). */
+interface RefreshNote extends RefreshedToken {
+  /** When the refresh finished (ms since epoch, this browser's clock). */
   at: number;
 }
 
@@ -25,12 +30,12 @@ const lockName = 'hallpass:refresh';
 
 export interface Tabs {
   /**
-   * Runs `refresh` unless another tab finished one after this call began; returns the access expiry.
-   * `issuedSince(asked)`, when given, asks the server (whose cookie store every tab shares) whether a
-   * token was issued since `asked` and returns its expiry: localStorage reaches other tabs late under
-   * load, so the note alone can miss a refresh that just happened.
+   * Runs `refresh` unless another tab finished one after this call began; returns the new token.
+   * `renewedElsewhere()`, when given, asks the server (whose cookie store every tab shares) whether
+   * the token is no longer the one this tab knew, and returns it then: localStorage reaches other
+   * tabs late under load, so the note alone can miss a refresh that just happened.
    */
-  refreshOnce(refresh: () => Promise<string>, issuedSince?: (asked: number) => Promise<string | null>): Promise<string>;
+  refreshOnce(refresh: () => Promise<RefreshedToken>, renewedElsewhere?: () => Promise<RefreshedToken | null>): Promise<RefreshedToken>;
   post(message: TabMessage): void;
   onMessage(listener: (message: TabMessage) => void): () => void;
   close(): void;
@@ -56,7 +61,7 @@ export function createTabs(env: TabEnvironment): Tabs {
   const listeners = new Set<(m: TabMessage) => void>();
   if (channel) channel.onmessage = (e: MessageEvent<TabMessage>) => listeners.forEach((l) => l(e.data));
   // Within one tab, concurrent callers share one refresh.
-  let inFlight: Promise<string> | null = null;
+  let inFlight: Promise<RefreshedToken> | null = null;
 
   const readNote = (): RefreshNote | null => {
     try {
@@ -77,20 +82,20 @@ export function createTabs(env: TabEnvironment): Tabs {
   const post = (message: TabMessage) => channel?.postMessage(message);
 
   return {
-    refreshOnce(refresh, issuedSince) {
+    refreshOnce(refresh, renewedElsewhere) {
       if (inFlight) return inFlight;
       const asked = Date.now();
-      const run = async () => {
+      const run = async (): Promise<RefreshedToken> => {
         const note = readNote();
-        if (note && note.at > asked && Date.parse(note.expiresAt) > Date.now()) return note.expiresAt;
-        const adopted = await issuedSince?.(asked);
+        if (note && note.at > asked && Date.parse(note.expiresAt) > Date.now()) return { expiresAt: note.expiresAt, tokenId: note.tokenId ?? null };
+        const adopted = await renewedElsewhere?.();
         if (adopted) return adopted;
-        const expiresAt = await refresh();
-        writeNote({ expiresAt, at: Date.now() });
-        post({ type: 'refreshed', expiresAt });
-        return expiresAt;
+        const token = await refresh();
+        writeNote({ ...token, at: Date.now() });
+        post({ type: 'refreshed', ...token });
+        return token;
       };
-      inFlight = (env.locks ? (env.locks.request(lockName, run) as unknown as Promise<string>) : run()).finally(() => {
+      inFlight = (env.locks ? (env.locks.request(lockName, run) as unknown as Promise<RefreshedToken>) : run()).finally(() => {
         inFlight = null;
       });
       return inFlight;

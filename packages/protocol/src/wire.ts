@@ -45,6 +45,8 @@ export interface SessionResponse {
   accessTokenExpiresAt: string;
   /** When the current access token was issued (ISO 8601, whole seconds). */
   accessTokenIssuedAt: string;
+  /** The current access token's id (its `jti`); a different id means the token was renewed. */
+  accessTokenId: string | null;
 }
 
 /** A signed-in device, as `GET /api/auth/sessions` lists it. */

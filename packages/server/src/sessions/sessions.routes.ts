@@ -64,7 +64,8 @@ export function sessionRoutes(deps: Deps) {
     // The access token's expiry lets SDKs refresh shortly before it, once for all tabs.
     const accessTokenExpiresAt = new Date(c.var.auth.claims.exp * 1000).toISOString();
     const accessTokenIssuedAt = new Date(c.var.auth.claims.iat * 1000).toISOString();
-    return c.json({ user: toUser(profile), session: toSessionInfo(c.var.auth.session), accessTokenExpiresAt, accessTokenIssuedAt });
+    const accessTokenId = c.var.auth.claims.jti ?? null;
+    return c.json({ user: toUser(profile), session: toSessionInfo(c.var.auth.session), accessTokenExpiresAt, accessTokenIssuedAt, accessTokenId });
   });
 
   // An explicit refresh for SDKs that want a fresh access token before it expires.
@@ -74,7 +75,11 @@ export function sessionRoutes(deps: Deps) {
     try {
       const issued = await refreshSession(deps, refreshToken);
       setSessionCookies(c, deps.config, issued);
-      return c.json({ session: toSessionInfo(issued.session), expiresAt: new Date(issued.claims.exp * 1000).toISOString() });
+      return c.json({
+        session: toSessionInfo(issued.session),
+        expiresAt: new Date(issued.claims.exp * 1000).toISOString(),
+        accessTokenId: issued.claims.jti ?? null,
+      });
     } catch (err) {
       clearSessionCookies(c, deps.config);
       throw err;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Tx } from '@hallpass/db';
 import type { SessionInfo } from '@hallpass/protocol';
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
@@ -31,6 +32,8 @@ export interface AccessClaims extends JWTPayload {
   is_anonymous: false;
   iat: number;
   exp: number;
+  /** Unique per token: lets tabs tell "a newer token than mine" without comparing clocks. */
+  jti?: string;
 }
 
 export interface IssuedSession {
@@ -108,6 +111,7 @@ export async function signAccessToken(
     app_metadata: { provider: 'email', providers: ['email'], tenant_id: profile.tenant_id },
     user_metadata: {},
     is_anonymous: false,
+    jti: randomUUID(),
   };
   const token = await new SignJWT(claims)
     .setProtectedHeader({ alg: deps.signing.alg, kid: deps.signing.kid, typ: 'JWT' })
