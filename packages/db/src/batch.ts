@@ -5,6 +5,8 @@
  *
  * `run` gets the items and must answer one result per item, in order. If it throws for a batch of
  * several, each item is retried alone, so one item that makes the statement fail fails only itself.
+ * That retry is safe because `run` is meant to be one statement: when it fails, it wrote nothing.
+ * (A connection lost during the commit leaves the outcome unknown, as for any single statement.)
  */
 export function createBatcher<I, O>(run: (items: I[]) => Promise<O[]>, options: { maxBatch?: number } = {}): (item: I) => Promise<O> {
   const maxBatch = options.maxBatch ?? 64;
