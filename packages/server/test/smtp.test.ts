@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { startSmtpSink } from './smtp-sink.ts';
+import type { MailTransport } from '../src/mail/transports.ts';
 import { startTestServer, uniqueEmail, type TestServer } from './harness.ts';
 
 const cleanup: Array<() => Promise<void>> = [];
@@ -54,5 +55,43 @@ describe('mail over SMTP', () => {
       [email],
     );
     expect(rows).toEqual([{ status: 'sent', attempts: 3, payload: null }]);
+  });
+});
+
+describe('mail outbox', () => {
+  it('sends mail queued behind a slow delivery without waiting for it', async () => {
+    const slow = uniqueEmail('slow');
+    const quick = uniqueEmail('quick');
+    const delivered: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let slowStarted!: () => void;
+    const slowStarting = new Promise<void>((r) => (slowStarted = r));
+    let quickArrived!: () => void;
+    const quickArriving = new Promise<void>((r) => (quickArrived = r));
+    // A relay that takes its time over one message, as a real one sometimes does.
+    const mailer: MailTransport = {
+      kind: 'smtp',
+      async send(mail) {
+        if (mail.to === slow) (slowStarted(), await held);
+        delivered.push(mail.to);
+        if (mail.to === quick) quickArrived();
+      },
+      async close() {},
+    };
+    const server = await startTestServer({ mailer });
+    cleanup.push(() => server.stop());
+
+    expect((await server.browser().post('/api/auth/passwordless/send', { email: slow })).status).toBe(200);
+    await slowStarting;
+    expect((await server.browser().post('/api/auth/passwordless/send', { email: quick })).status).toBe(200);
+    await quickArriving;
+    expect(delivered).toEqual([quick]);
+
+    release();
+    await server.outbox.drain();
+    expect(delivered).toEqual([quick, slow]);
+    const { rows } = await server.db.query<{ status: string }>('select status from hallpass.mail_outbox where to_email = any($1) order by id', [[slow, quick]]);
+    expect(rows.map((r) => r.status)).toEqual(['sent', 'sent']);
   });
 });

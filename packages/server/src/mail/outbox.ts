@@ -1,4 +1,4 @@
-import type { Queryable } from '@hallpass/db';
+import { createBatcher, type Queryable } from '@hallpass/db';
 import type { Deps } from '../deps.ts';
 import { seal, unseal } from '../shared/crypto.ts';
 import { renderSignInMail } from './templates.ts';
@@ -35,8 +35,10 @@ export const supersedePendingMail = supersedeMail;
 export interface OutboxWorkerOptions {
   /** How often to look for due mail when no notification arrives. @default 1000 */
   pollMs?: number;
-  /** Rows claimed per round. @default 32 */
+  /** Rows claimed per statement. @default 32 */
   batchSize?: number;
+  /** Deliveries on the wire at once (the SMTP pool queues beyond its connections). @default 64 */
+  maxInFlight?: number;
   /** A claimed row not finished by then is taken again (its worker died). @default config.mail.leaseSeconds */
   leaseSeconds?: number;
   /** After this many failed attempts the row is marked failed. @default 25 */
@@ -47,7 +49,7 @@ export interface OutboxWorkerOptions {
 }
 
 export interface OutboxWorker {
-  /** Delivers everything due now; resolves when this round is done (tests, shutdown). */
+  /** Delivers everything due now; resolves once it is sent and recorded (tests, shutdown). */
   drain(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -64,6 +66,7 @@ export async function startOutboxWorker(
 ): Promise<OutboxWorker> {
   const pollMs = options.pollMs ?? 1000;
   const batchSize = options.batchSize ?? 32;
+  const maxInFlight = options.maxInFlight ?? 64;
   const leaseSeconds = options.leaseSeconds ?? deps.config.mail.leaseSeconds;
   const maxAttempts = options.maxAttempts ?? 25;
   const baseBackoffMs = options.baseBackoffMs ?? 1000;
@@ -109,28 +112,46 @@ export async function startOutboxWorker(
     }
   };
 
+  // Final states are written in batches: deliveries that end while one write runs go in the next.
+  const record = createBatcher(async (done: Array<{ id: number; outcome: 'sent' | 'expired' | 'failed' }>) => {
+    for (const status of ['sent', 'expired', 'failed'] as const) {
+      const ids = done.filter((d) => d.outcome === status).map((d) => d.id);
+      if (ids.length) await finishMail(deps.db, ids, status, status === 'failed' ? 'no payload' : undefined);
+    }
+    const sent = done.filter((d) => d.outcome === 'sent').length;
+    if (sent) deps.log.info({ sent, transport: deps.mailer.kind }, 'mail sent');
+    return done.map(() => undefined);
+  });
+
+  const deliverAndRecord = async (mail: ClaimedMail): Promise<void> => {
+    try {
+      const outcome = await deliver(mail);
+      if (outcome !== 'retrying') await record({ id: mail.id, outcome });
+    } catch (err) {
+      // Left leased: taken again when the lease runs out.
+      deps.log.error({ mailId: mail.id, err: errorSummary(err) }, 'mail worker error');
+    }
+  };
+
+  // Deliveries run detached from the claiming loop: mail queued while others are on the wire is
+  // claimed and sent at once, instead of waiting for the slowest of the previous batch.
+  const inFlight = new Set<Promise<void>>();
   const round = async (): Promise<number> => {
     let total = 0;
-    for (;;) {
-      const batch = await claim();
-      if (batch.length === 0) return total;
-      const outcomes = await Promise.all(
-        batch.map((m) =>
-          deliver(m).catch((err: unknown): Outcome => {
-            deps.log.error({ mailId: m.id, err: errorSummary(err) }, 'mail worker error');
-            return 'retrying'; // left leased: taken again when the lease runs out
-          }),
-        ),
-      );
-      const ids = (o: Outcome) => batch.filter((_, i) => outcomes[i] === o).map((m) => m.id);
-      if (ids('sent').length) await finishMail(deps.db, ids('sent'), 'sent');
-      if (ids('expired').length) await finishMail(deps.db, ids('expired'), 'expired');
-      if (ids('failed').length) await finishMail(deps.db, ids('failed'), 'failed', 'no payload');
-      const sent = ids('sent').length;
-      if (sent) deps.log.info({ sent, transport: deps.mailer.kind }, 'mail sent');
+    while (!stopped) {
+      if (inFlight.size >= maxInFlight) {
+        await Promise.race(inFlight);
+        continue;
+      }
+      const batch = await claimDueMail(deps.db, leaseSeconds, Math.min(batchSize, maxInFlight - inFlight.size));
+      if (batch.length === 0) break;
       total += batch.length;
-      if (stopped) return total;
+      for (const mail of batch) {
+        const delivery: Promise<void> = deliverAndRecord(mail).finally(() => inFlight.delete(delivery));
+        inFlight.add(delivery);
+      }
     }
+    return total;
   };
 
   const kick = (): Promise<number> => {
@@ -164,8 +185,14 @@ export async function startOutboxWorker(
 
   return {
     async drain() {
-      if (running) await running;
-      return kick();
+      let total = 0;
+      for (;;) {
+        if (running) await running;
+        const claimed = await kick();
+        await Promise.all(inFlight);
+        total += claimed;
+        if (claimed === 0 && inFlight.size === 0) return total;
+      }
     },
     async stop() {
       stopped = true;
@@ -173,6 +200,7 @@ export async function startOutboxWorker(
       unsubscribe();
       await unlisten();
       if (running) await running;
+      await Promise.all(inFlight);
     },
   };
 }
