@@ -2,7 +2,7 @@ import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { findLiveSession } from '../src/sessions/sessions.repository.ts';
 import { signAccessToken } from '../src/sessions/sessions.service.ts';
-import { startTestServer, type TestServer } from './harness.ts';
+import { manualClock, startTestServer, type TestServer } from './harness.ts';
 import { apiKey, Inbox, RawSocket, signIn, subscribed, supabaseClient, type SignedIn } from './realtime-helpers.ts';
 
 let server: TestServer;
@@ -349,3 +349,31 @@ async function signInAgain(user: SignedIn): Promise<void> {
   const res = await b.post('/api/auth/passwordless/verify', { authRequestId: sent.body.authRequestId, code: mail.code });
   expect(res.status).toBe(200);
 }
+
+describe('client broadcast limit', () => {
+  it('refuses broadcasts beyond the per-socket rate with a reason, writes none of them, and allows more as time passes', async () => {
+    const clock = manualClock();
+    const limited = await startTestServer({ clock, env: { REALTIME_BROADCASTS_PER_SECOND: '2' } });
+    const s = await RawSocket.open(limited, { apikey: await apiKey(limited, 'anon') });
+    try {
+      const topic = `flood-${Date.now()}`;
+      const { joinRef, reply } = await s.join(`realtime:${topic}`, {});
+      expect(reply.status).toBe('ok');
+      const push = (n: number) => s.call(joinRef, `realtime:${topic}`, 'broadcast', { type: 'broadcast', event: 'spam', payload: { n } });
+      // A burst of twice the rate goes through; the rest is refused until time passes.
+      const replies = [];
+      for (let n = 0; n < 8; n++) replies.push(await push(n));
+      expect(replies.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'error', 'error', 'error', 'error']);
+      expect(replies[4]!.response.reason).toBe('Too many messages per second');
+      const logged = await limited.db.query<{ n: number }>("select count(*)::int as n from hallpass.realtime_events where topic = $1", [topic]);
+      expect(logged.rows[0]!.n).toBe(4);
+      clock.advance(1);
+      expect((await push(8)).status).toBe('ok');
+      expect((await push(9)).status).toBe('ok');
+      expect((await push(10)).status).toBe('error');
+    } finally {
+      s.close();
+      await limited.stop();
+    }
+  });
+});

@@ -47,6 +47,7 @@ const envSchema = z.object({
   REALTIME_RETENTION_SECONDS: int(60, 30 * 86_400).default(86_400),
   REALTIME_PRUNE_INTERVAL_SECONDS: int(1, 86_400).default(300),
   REALTIME_SESSION_CHECK_SECONDS: int(1, 3600).default(60),
+  REALTIME_BROADCASTS_PER_SECOND: int(1, 10_000).default(20),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -90,7 +91,13 @@ export interface Config {
   /** The app's own SQL migrations (numbers 0020+), applied after Hallpass's. */
   appMigrationsDir: string | undefined;
   /** Realtime: how long change and broadcast events stay replayable, and the background schedules. */
-  realtime: { retentionSeconds: number; pruneIntervalSeconds: number; sessionCheckSeconds: number };
+  realtime: {
+    retentionSeconds: number;
+    pruneIntervalSeconds: number;
+    sessionCheckSeconds: number;
+    /** Client broadcasts one socket may send per second (bursts of twice that); beyond, refused. */
+    broadcastsPerSecond: number;
+  };
   /** Host name (lower-case, no port) -> tenant slug: sign-in on that host uses that tenant. */
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
@@ -177,6 +184,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       retentionSeconds: e.REALTIME_RETENTION_SECONDS,
       pruneIntervalSeconds: e.REALTIME_PRUNE_INTERVAL_SECONDS,
       sessionCheckSeconds: e.REALTIME_SESSION_CHECK_SECONDS,
+      broadcastsPerSecond: e.REALTIME_BROADCASTS_PER_SECOND,
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),

@@ -38,6 +38,9 @@ interface JoinedChannel extends HubChannel {
  */
 export class RealtimeSocket {
   private readonly channels = new Map<string, JoinedChannel>();
+  /** Client broadcasts this socket may still send (see `takeBroadcastToken`); -1 until the first. */
+  private broadcastTokens = -1;
+  private broadcastRefilledAt = 0;
   lastSeen = Date.now();
   private closed = false;
 
@@ -273,7 +276,24 @@ export class RealtimeSocket {
     this.reply(frame, 'ok', {});
   }
 
+  /**
+   * Client broadcasts go through a token bucket per socket: each is a row in the event log and a
+   * fan-out, so one client must not be able to flood them. Refills at the configured rate and holds
+   * two seconds' worth.
+   */
+  private takeBroadcastToken(): boolean {
+    const rate = this.deps.config.realtime.broadcastsPerSecond;
+    const now = this.deps.clock.now().getTime();
+    if (this.broadcastTokens < 0) this.broadcastTokens = 2 * rate;
+    else this.broadcastTokens = Math.min(2 * rate, this.broadcastTokens + ((now - this.broadcastRefilledAt) / 1000) * rate);
+    this.broadcastRefilledAt = now;
+    if (this.broadcastTokens < 1) return false;
+    this.broadcastTokens -= 1;
+    return true;
+  }
+
   private async clientBroadcast(ch: JoinedChannel, frame: Frame): Promise<void> {
+    if (!this.takeBroadcastToken()) return this.reply(frame, 'error', { reason: 'Too many messages per second' });
     const p = frame.payload;
     const event = typeof p.event === 'string' ? p.event : null;
     if (!event || event.length > 255) return this.reply(frame, 'error', { reason: 'A broadcast needs an event name' });
