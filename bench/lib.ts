@@ -53,6 +53,8 @@ interface ProcStat {
   ppid: number;
   comm: string;
   cpuMs: number;
+  /** CPU of its children that ended and were reaped. */
+  reapedChildrenCpuMs: number;
 }
 
 function readProcStat(pid: string): ProcStat | undefined {
@@ -66,6 +68,7 @@ function readProcStat(pid: string): ProcStat | undefined {
       ppid: Number(fields[1]),
       comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
       cpuMs: (Number(fields[11]) + Number(fields[12])) * 10,
+      reapedChildrenCpuMs: (Number(fields[13]) + Number(fields[14])) * 10,
     };
   } catch {
     return undefined; // The process ended while we looked.
@@ -89,11 +92,15 @@ export function cpuMs(pid: number): number {
   return all.filter((p) => tree.has(p.pid)).reduce((sum, p) => sum + p.cpuMs, 0);
 }
 
-/** CPU milliseconds used so far by every PostgreSQL process on this machine (the server under test). */
+/**
+ * CPU milliseconds used so far by PostgreSQL on this machine (the server under test): its live
+ * processes, plus the backends that already ended (their time is added to the postmaster's
+ * reaped-children total, so a pool closing idle connections does not make the sum go down).
+ */
 export function postgresCpuMs(): number {
-  return allProcesses()
-    .filter((p) => p.comm === 'postgres')
-    .reduce((sum, p) => sum + p.cpuMs, 0);
+  const pg = allProcesses().filter((p) => p.comm === 'postgres');
+  const pids = new Set(pg.map((p) => p.pid));
+  return pg.reduce((sum, p) => sum + p.cpuMs + (pids.has(p.ppid) ? 0 : p.reapedChildrenCpuMs), 0);
 }
 
 /** CPU milliseconds this process (the load generator) has used. */
