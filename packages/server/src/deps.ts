@@ -4,7 +4,8 @@ import type { Config } from './config/config.ts';
 import type { ServerKeys } from './shared/crypto.ts';
 import type { SigningKey } from './sessions/signing-keys.ts';
 import type { MailTransport } from './mail/transports.ts';
-import type { Signal } from './shared/signal.ts';
+import type { Channel, Signal } from './shared/signal.ts';
+import type { ClaimedMail } from './mail/outbox.repository.ts';
 import type { PasswordlessBatches } from './passwordless/passwordless.service.ts';
 
 /** What the clock says; injectable so tests can move time instead of sleeping. */
@@ -26,6 +27,11 @@ export interface Deps {
   mailer: MailTransport;
   /** Woken after a transaction that queued mail commits, so this instance's worker sends at once. */
   mailQueued: Signal;
+  /**
+   * Mail this instance wrote already leased to itself (a send): its worker delivers it from memory,
+   * with no claim statement.
+   */
+  mailHandoff: Channel<ClaimedMail>;
   /**
    * Woken after a transaction that logged realtime events with hallpass.realtime_wake_after_commit
    * (the sign-in) commits: this instance's reader reads at once and other instances are notified.

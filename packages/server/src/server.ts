@@ -9,7 +9,7 @@ import { systemClock, type Clock, type Deps } from './deps.ts';
 import { startOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from './mail/outbox.ts';
 import { createDevMailboxTransport, createSmtpTransport, type MailTransport } from './mail/transports.ts';
 import { deriveServerKeys } from './shared/crypto.ts';
-import { createSignal } from './shared/signal.ts';
+import { createChannel, createSignal } from './shared/signal.ts';
 import { loadSecrets } from './sessions/signing-keys.ts';
 import { createPasswordlessBatches } from './passwordless/passwordless.service.ts';
 import { startRealtime, type RealtimeServer } from './realtime/realtime.server.ts';
@@ -70,6 +70,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     signing: secrets.signing,
     mailer,
     mailQueued: createSignal(),
+    mailHandoff: createChannel(),
     realtimeWritten: createSignal(),
     clock,
     passwordlessBatches: createPasswordlessBatches({ config, db, clock }),

@@ -61,7 +61,7 @@ export interface OutboxWorker {
  * exponentially; an SMTP outage delays mail but loses none.
  */
 export async function startOutboxWorker(
-  deps: Pick<Deps, 'db' | 'keys' | 'mailer' | 'mailQueued' | 'config' | 'log' | 'clock'>,
+  deps: Pick<Deps, 'db' | 'keys' | 'mailer' | 'mailQueued' | 'mailHandoff' | 'config' | 'log' | 'clock'>,
   options: OutboxWorkerOptions = {},
 ): Promise<OutboxWorker> {
   const pollMs = options.pollMs ?? 1000;
@@ -136,6 +136,29 @@ export async function startOutboxWorker(
   // Deliveries run detached from the claiming loop: mail queued while others are on the wire is
   // claimed and sent at once, instead of waiting for the slowest of the previous batch.
   const inFlight = new Set<Promise<void>>();
+  const launch = (mail: ClaimedMail) => {
+    const delivery: Promise<void> = deliverAndRecord(mail).finally(() => {
+      inFlight.delete(delivery);
+      launchWaiting();
+    });
+    inFlight.add(delivery);
+  };
+  // Mail this instance's sends leased to it at insert, delivered from memory; beyond maxInFlight it
+  // waits here (its lease lets another worker take it if this process dies first). Mail that waited
+  // half its lease is left to the claiming loop, which takes it once the lease ran out: sending it
+  // from here too late could race that claim and send it twice.
+  const handedWaiting: Array<{ mail: ClaimedMail; at: number }> = [];
+  const launchWaiting = () => {
+    while (!stopped && inFlight.size < maxInFlight && handedWaiting.length > 0) {
+      const { mail, at } = handedWaiting.shift()!;
+      if (Date.now() - at < (leaseSeconds * 1000) / 2) launch(mail);
+    }
+  };
+  const takeHandoff = (mail: ClaimedMail) => {
+    if (stopped) return;
+    handedWaiting.push({ mail, at: Date.now() });
+    launchWaiting();
+  };
   const round = async (): Promise<number> => {
     let total = 0;
     while (!stopped) {
@@ -146,10 +169,7 @@ export async function startOutboxWorker(
       const batch = await claimDueMail(deps.db, leaseSeconds, Math.min(batchSize, maxInFlight - inFlight.size));
       if (batch.length === 0) break;
       total += batch.length;
-      for (const mail of batch) {
-        const delivery: Promise<void> = deliverAndRecord(mail).finally(() => inFlight.delete(delivery));
-        inFlight.add(delivery);
-      }
+      for (const mail of batch) launch(mail);
     }
     return total;
   };
@@ -175,9 +195,11 @@ export async function startOutboxWorker(
     return running;
   };
 
-  // Woken in-process after a sending transaction commits; `NOTIFY hallpass_mail_outbox` wakes it from
-  // elsewhere; the poll catches mail queued by an instance that died before sending it.
+  // Sends hand their (already leased) mail over in-process; a resend wakes the claiming loop, as does
+  // `NOTIFY hallpass_mail_outbox` from elsewhere; the poll catches mail queued by an instance that
+  // died before sending it, once its lease has run out.
   const unsubscribe = deps.mailQueued.subscribe(() => void kick());
+  const unsubscribeHandoff = deps.mailHandoff.subscribe(takeHandoff);
   const unlisten = await deps.db.listen('hallpass_mail_outbox', () => void kick(), () => void kick());
   const timer = setInterval(() => void kick(), pollMs);
   timer.unref();
@@ -198,6 +220,7 @@ export async function startOutboxWorker(
       stopped = true;
       clearInterval(timer);
       unsubscribe();
+      unsubscribeHandoff();
       await unlisten();
       if (running) await running;
       await Promise.all(inFlight);

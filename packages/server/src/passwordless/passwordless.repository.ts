@@ -65,28 +65,35 @@ export interface NewSend {
   rules: readonly RateLimitRule[];
 }
 
+export type SendOutcome =
+  | { refused: { rejected: number; retryAfter: number } }
+  | { refused?: undefined; mail: { id: number; known: boolean } };
+
 /**
  * Sends in one statement (hallpass.send_requests, migration 0013): each item's limits are taken
- * (all of its rules or none), then the allowed requests are recorded with their sealed mail. Returns,
- * per item in order, the rule that refused it, if any.
+ * (all of its rules or none), then the allowed requests are recorded with their sealed mail, the
+ * mail already leased to this instance for `leaseSeconds`. Returns, per item in order, the rule that
+ * refused it, or its mail row (id, and whether the address has a profile: sign-in or sign-up mail).
  */
-export async function sendRequests(q: Queryable, items: readonly NewSend[]): Promise<Array<{ rejected: number; retryAfter: number } | undefined>> {
+export async function sendRequests(q: Queryable, items: readonly NewSend[], leaseSeconds: number): Promise<SendOutcome[]> {
   const col = <T>(f: (s: NewSend) => T) => items.map(f);
-  const { rows } = await q.query<{ item: number; rejected_index: number; retry_after: number }>(
-    `select item, rejected_index, retry_after
-       from hallpass.send_requests($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+  const { rows } = await q.query<{ item: number; rejected_index: number; retry_after: number; mail_id: number | null; known: boolean | null }>(
+    `select item, rejected_index, retry_after, mail_id, known
+       from hallpass.send_requests($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
     [
       col((s) => s.request.id), col((s) => s.request.tenantId), col((s) => s.request.email), col((s) => s.request.type),
       col((s) => s.request.codeHash), col((s) => s.request.linkHash), col((s) => s.request.bindingHash), col((s) => s.request.state),
       col((s) => s.request.redirectTo), col((s) => s.request.expiresAt), col((s) => s.request.ip), col((s) => s.request.userAgent),
       col((s) => s.mail),
       col((s) => s.rules.map((r) => r.key)), col((s) => s.rules.map((r) => r.limit)), col((s) => s.rules.map((r) => r.periodSeconds)),
+      leaseSeconds,
     ],
   );
   const byItem = new Map(rows.map((r) => [r.item, r]));
   return items.map((_, i) => {
     const row = byItem.get(i + 1)!;
-    return row.rejected_index === 0 ? undefined : { rejected: row.rejected_index - 1, retryAfter: row.retry_after };
+    if (row.rejected_index !== 0) return { refused: { rejected: row.rejected_index - 1, retryAfter: row.retry_after } };
+    return { mail: { id: row.mail_id!, known: row.known! } };
   });
 }
 

@@ -20,6 +20,7 @@ import {
   type AuthRequestRow,
   type CodeToVerify,
   type NewSend,
+  type SendOutcome,
   type RateLimitRule,
   type SignInRow,
   type SignInWrite,
@@ -51,18 +52,18 @@ export interface SendResult {
   binding?: string;
 }
 
-type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock' | 'mailQueued' | 'realtimeWritten' | 'passwordlessBatches'>;
+type PwDeps = Pick<Deps, 'config' | 'db' | 'keys' | 'signing' | 'clock' | 'mailQueued' | 'mailHandoff' | 'realtimeWritten' | 'passwordlessBatches'>;
 
 /** This instance's group commit for the two hottest statements (see `createBatcher`). */
 export interface PasswordlessBatches {
-  send(item: NewSend): Promise<{ rejected: number; retryAfter: number } | undefined>;
+  send(item: NewSend): Promise<SendOutcome>;
   verify(item: CodeToVerify): Promise<VerifyCodeOutcome>;
 }
 
 export function createPasswordlessBatches(deps: Pick<Deps, 'config' | 'db' | 'clock'>): PasswordlessBatches {
   const { maxAttempts, attemptWindowSeconds } = deps.config.passwordless;
   return {
-    send: createBatcher((items) => sendRequests(deps.db, items)),
+    send: createBatcher((items) => sendRequests(deps.db, items, deps.config.mail.leaseSeconds)),
     verify: createBatcher((items) => verifyCodes(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds }, items)),
   };
 }
@@ -134,7 +135,7 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
     link: linkUrl(deps, secrets.linkToken),
     expiresAt: expiresAt.toISOString(),
   });
-  const refused = await deps.passwordlessBatches.send({
+  const sent = await deps.passwordlessBatches.send({
     request: {
       id,
       tenantId,
@@ -152,8 +153,9 @@ export async function sendPasswordless(deps: PwDeps, input: SendInput, ctx: Requ
     mail,
     rules: sendLimits(deps, tenantId, input.email, ctx.ip),
   });
-  if (refused) throw limitError(refused);
-  deps.mailQueued.wake();
+  if (sent.refused) throw limitError(sent.refused);
+  // The row is leased to this instance already: its worker delivers from memory, no claim needed.
+  deps.mailHandoff.send({ id: sent.mail.id, auth_request_id: id, to_email: input.email, payload: mail, attempts: 1, known: sent.mail.known });
   return {
     response: { authRequestId: id, expiresAt: expiresAt.toISOString(), expiresIn, passwordlessType: type },
     ...(binding ? { binding } : {}),

@@ -9,6 +9,12 @@
 -- Sends: the rate limits of every item (three rules each, p_rule_* are n x 3 arrays), taken in item
 -- order, then the requests and their sealed mail for the items the limits allowed. Every counter the
 -- batch touches is locked once up front, in key order, so concurrent batches cannot deadlock.
+--
+-- The mail rows are written already leased to the sending instance ('sending', attempt 1, for
+-- p_lease_seconds): it delivers them straight from memory, with no claim statement. If it dies first,
+-- the lease runs out and any worker claims them as usual. mail_id and known (the address has a
+-- profile in that tenant: sign-in or sign-up mail) come back for each allowed item; the answer to the
+-- client is the same either way.
 create or replace function hallpass.send_requests(
   p_id uuid[],
   p_tenant uuid[],
@@ -25,14 +31,17 @@ create or replace function hallpass.send_requests(
   p_mail bytea[],
   p_rule_key text[],
   p_rule_limit integer[],
-  p_rule_period double precision[]
+  p_rule_period double precision[],
+  p_lease_seconds double precision
 )
-returns table (item integer, rejected_index integer, retry_after double precision)
+returns table (item integer, rejected_index integer, retry_after double precision, mail_id bigint, known boolean)
 language plpgsql volatile
 as $$
 declare
   n integer := coalesce(array_length(p_id, 1), 0);
   allowed boolean[] := array_fill(false, array[n]);
+  rejected integer[] := array_fill(0, array[n]);
+  retry double precision[] := array_fill(0::double precision, array[n]);
   i integer;
   taken record;
 begin
@@ -46,12 +55,11 @@ begin
       array(select unnest(p_rule_limit[i:i][:])),
       array(select unnest(p_rule_period[i:i][:])));
     allowed[i] := taken.rejected_index = 0;
-    item := i;
-    rejected_index := taken.rejected_index;
-    retry_after := taken.retry_after;
-    return next;
+    rejected[i] := taken.rejected_index;
+    retry[i] := taken.retry_after;
   end loop;
 
+  return query
   with r as (
     select * from unnest(p_id, p_tenant, p_email, p_type, p_code_hash, p_link_hash, p_binding_hash, p_state,
                          p_redirect_to, p_expires_at, p_ip, p_user_agent, p_mail)
@@ -65,9 +73,19 @@ begin
            r.redirect_to, r.expires_at, r.ip, r.user_agent
       from r
     returning auth_requests.id
+  ), mail as (
+    insert into hallpass.mail_outbox (auth_request_id, to_email, payload, status, attempts, locked_until)
+    select r.id, r.email, r.mail, 'sending', 1, now() + make_interval(secs => p_lease_seconds)
+      from request join r on r.id = request.id
+    returning mail_outbox.id, mail_outbox.auth_request_id
   )
-  insert into hallpass.mail_outbox (auth_request_id, to_email, payload)
-  select r.id, r.email, r.mail from request join r on r.id = request.id;
+  select g.k, rejected[g.k], retry[g.k], m.id,
+         case when m.id is null then null
+              else exists (select 1 from public.profiles p where p.tenant_id = r.tenant_id and p.email = r.email) end
+    from generate_series(1, n) as g(k)
+    left join r on r.ord = g.k
+    left join mail m on m.auth_request_id = r.id
+   order by g.k;
 end $$;
 
 -- Verifies: hallpass.verify_code for each item, in the order given (the server sorts by request id,
@@ -99,6 +117,6 @@ begin
 end $$;
 
 revoke all on function hallpass.send_requests(uuid[], uuid[], text[], text[], bytea[], bytea[], bytea[], text[], text[],
-  timestamptz[], text[], text[], bytea[], text[], integer[], double precision[]) from public;
+  timestamptz[], text[], text[], bytea[], text[], integer[], double precision[], double precision) from public;
 revoke all on function hallpass.verify_codes(uuid[], bytea[], timestamptz, integer, integer, jsonb[], text[], text[],
   timestamptz[], bytea[]) from public;
