@@ -75,8 +75,6 @@ export async function startOutboxWorker(
   let running: Promise<number> | null = null;
   let again = false;
 
-  const claim = () => claimDueMail(deps.db, leaseSeconds, batchSize);
-
   type Outcome = 'sent' | 'expired' | 'failed' | 'retrying';
 
   // Sends one claimed mail; final states are recorded by the caller for the whole batch at once.

@@ -6,14 +6,8 @@ export interface Signal {
 }
 
 export function createSignal(): Signal {
-  const listeners = new Set<() => void>();
-  return {
-    wake: () => listeners.forEach((l) => l()),
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-  };
+  const channel = createChannel<void>();
+  return { wake: () => channel.send(), subscribe: channel.subscribe };
 }
 
 /** Like a Signal, but each wake carries a value (e.g. "this mail was handed over"). */

@@ -39,7 +39,6 @@ language plpgsql volatile
 as $$
 declare
   n integer := coalesce(array_length(p_id, 1), 0);
-  allowed boolean[] := array_fill(false, array[n]);
   rejected integer[] := array_fill(0, array[n]);
   retry double precision[] := array_fill(0::double precision, array[n]);
   i integer;
@@ -54,7 +53,6 @@ begin
       array(select unnest(p_rule_key[i:i][:])),
       array(select unnest(p_rule_limit[i:i][:])),
       array(select unnest(p_rule_period[i:i][:])));
-    allowed[i] := taken.rejected_index = 0;
     rejected[i] := taken.rejected_index;
     retry[i] := taken.retry_after;
   end loop;
@@ -65,7 +63,7 @@ begin
                          p_redirect_to, p_expires_at, p_ip, p_user_agent, p_mail)
              with ordinality as r(id, tenant_id, email, passwordless_type, code_hash, link_hash, binding_hash, state,
                                   redirect_to, expires_at, ip, user_agent, mail, ord)
-     where allowed[ord::integer]
+     where rejected[ord::integer] = 0
   ), request as (
     insert into hallpass.auth_requests
       (id, tenant_id, email, passwordless_type, code_hash, link_hash, binding_hash, state, redirect_to, expires_at, ip, user_agent)
