@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { poolChannel, type PoolTiming } from './diagnostics.ts';
 import type { Db, Queryable, QueryResult, Tx } from './types.ts';
 
 export interface PostgresOptions {
@@ -61,9 +62,27 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
     timer.unref();
   };
 
+  // With a subscriber (the bench's probe), pool statements take their connection themselves so the
+  // wait for it is measured apart from the statement.
+  const timedPoolQuery = async (text: string, params: unknown[] | undefined): Promise<pg.QueryResult> => {
+    const t0 = performance.now();
+    const client = await pool.connect();
+    const t1 = performance.now();
+    try {
+      return await client.query(text, params);
+    } finally {
+      client.release();
+      const timing: PoolTiming = { waitMs: t1 - t0, runMs: performance.now() - t1 };
+      poolChannel.publish(timing);
+    }
+  };
+
   const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
     async query<R extends object>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-      const res = await q.query(text, params as unknown[] | undefined);
+      const res =
+        q === pool && poolChannel.hasSubscribers
+          ? await timedPoolQuery(text, params as unknown[] | undefined)
+          : await q.query(text, params as unknown[] | undefined);
       return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
     },
   });
@@ -72,7 +91,9 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
     kind: 'postgres',
     query: wrap(pool).query,
     async transaction(fn) {
+      const t0 = poolChannel.hasSubscribers ? performance.now() : 0;
       const client = await pool.connect();
+      const t1 = t0 ? performance.now() : 0;
       try {
         await client.query('begin');
         const tx: Tx = { ...wrap(client), exec: async (sql) => void (await client.query(sql)) };
@@ -84,6 +105,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
         throw err;
       } finally {
         client.release();
+        if (t0) poolChannel.publish({ waitMs: t1 - t0, runMs: performance.now() - t1 } satisfies PoolTiming);
       }
     },
     async exec(sql) {

@@ -119,7 +119,7 @@ export async function startOutboxWorker(
     const sent = done.filter((d) => d.outcome === 'sent').length;
     if (sent) deps.log.info({ sent, transport: deps.mailer.kind }, 'mail sent');
     return done.map(() => undefined);
-  });
+  }, { name: 'mail-record' });
 
   const deliverAndRecord = async (mail: ClaimedMail): Promise<void> => {
     try {

@@ -63,8 +63,8 @@ export interface PasswordlessBatches {
 export function createPasswordlessBatches(deps: Pick<Deps, 'config' | 'db' | 'clock'>): PasswordlessBatches {
   const { maxAttempts, attemptWindowSeconds } = deps.config.passwordless;
   return {
-    send: createBatcher((items) => sendRequests(deps.db, items, deps.config.mail.leaseSeconds)),
-    verify: createBatcher((items) => verifyCodes(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds }, items)),
+    send: createBatcher((items) => sendRequests(deps.db, items, deps.config.mail.leaseSeconds), { name: 'send' }),
+    verify: createBatcher((items) => verifyCodes(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds }, items), { name: 'verify' }),
   };
 }
 
