@@ -9,6 +9,8 @@ export interface OpenDbOptions {
   /** Where PGlite keeps its files (`<dataDir>/data`); undefined with no URL means in memory. */
   dataDir?: string | undefined;
   poolSize?: number;
+  /** Where PGlite runs (see PgliteOptions). @default 'worker' */
+  pgliteThread?: 'worker' | 'main';
   onListenerError?: (err: Error) => void;
 }
 
@@ -20,5 +22,5 @@ export function openDb(options: OpenDbOptions): Promise<Db> {
       ...(options.onListenerError ? { onListenerError: options.onListenerError } : {}),
     });
   }
-  return openPglite(options.dataDir ? join(options.dataDir, 'data') : undefined);
+  return openPglite(options.dataDir ? join(options.dataDir, 'data') : undefined, options.pgliteThread ? { thread: options.pgliteThread } : {});
 }

@@ -24,6 +24,7 @@ const envSchema = z.object({
   HALLPASS_DATA_DIR: z.string().default('./.hallpass'),
   DATABASE_URL: z.url().optional(),
   DATABASE_POOL_SIZE: int(1, 500).default(20),
+  PGLITE_THREAD: z.enum(['worker', 'main']).default('worker'),
   SMTP_URL: z.url().optional(),
   MAIL_FROM: z.string().default('Hallpass <no-reply@hallpass.localhost>'),
   MAIL_LEASE_SECONDS: int(5, 3600).default(60),
@@ -66,6 +67,8 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** Where the embedded database runs: its own worker thread (two cores) or the main thread. */
+  pgliteThread: 'worker' | 'main';
   secret: string | undefined;
   jwtPrivateKey: string | undefined;
   issuer: string;
@@ -157,6 +160,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     dataDir: resolve(e.HALLPASS_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    pgliteThread: e.PGLITE_THREAD,
     secret: e.HALLPASS_SECRET,
     jwtPrivateKey: e.HALLPASS_JWT_PRIVATE_KEY,
     issuer: e.HALLPASS_ISSUER ?? `${baseUrl}/auth/v1`,
