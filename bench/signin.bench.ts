@@ -27,6 +27,7 @@ import type { ProbeReport } from './probe.ts';
 
 const levels = (process.env.BENCH_CONCURRENCY ?? '8,32,128').split(',').filter(Boolean).map(Number);
 const pgliteLevels = (process.env.BENCH_PGLITE_CONCURRENCY ?? '8,32').split(',').filter(Boolean).map(Number);
+const pgliteThreads = (process.env.BENCH_PGLITE_THREADS ?? 'worker,main').split(',').filter(Boolean);
 const perLevel = Number(process.env.BENCH_SIGNINS ?? 2000);
 const maxSeconds = Number(process.env.BENCH_SECONDS ?? 20);
 const tenant = '00000000-0000-0000-0000-000000000000';
@@ -80,6 +81,8 @@ interface Target {
   adminUrl?: string;
   postmasterPid?: number | undefined;
   statements?: boolean;
+  /** More environment for the server (e.g. PGLITE_THREAD). */
+  env?: Record<string, string>;
 }
 
 /** Expected rows once every backend flushed its counters: one request, one session per sign-in. */
@@ -100,6 +103,7 @@ async function measureOurs(target: Target, concurrencies: number[]): Promise<Map
       // One load generator is one IP: lift the per-IP and per-address limits for the bench only.
       RATE_LIMIT_IP_PER_10_MINUTES: '1000000',
       RATE_LIMIT_EMAIL_PER_MINUTE: '1000',
+      ...target.env,
     },
     { probe: true },
   );
@@ -299,7 +303,9 @@ try {
 } finally {
   await cluster?.stop();
 }
-const pglite = pgliteLevels.length ? await measureOurs({}, pgliteLevels) : new Map<number, Measured>();
+// PGlite in its own thread (the default) and, for the ratio, in the server's main thread.
+const pglite = new Map<string, Map<number, Measured>>();
+for (const thread of pgliteThreads) if (pgliteLevels.length) pglite.set(thread, await measureOurs({ env: { PGLITE_THREAD: thread } }, pgliteLevels));
 
 console.log(
   `full sign-ins (send, code by SMTP, verify, read profile) against PostgreSQL (${cluster ? "the bench's own cluster" : 'BENCH_DATABASE_URL'}); up to ${perLevel} per level or ${maxSeconds}s`,
@@ -326,10 +332,11 @@ if (costly?.stats?.statements) {
   printStatements(costly.stats, Number(process.env.BENCH_TOP_STATEMENTS ?? 25));
 }
 if (pglite.size) {
-  console.log('\nthe same sign-ins on the embedded database (PGlite, npm start\'s default; no baseline)');
-  console.log('concurrency | hallpass sign-ins/s | p50 ms | p95 ms | p99 ms | p99/p50 | CPU ms/sign-in (server with its database)');
-  for (const [c, o] of pglite) {
-    console.log(`${pad(String(c), 11)} | ${pad(fmt(o.perSecond), 19)} | ${pad(fmt(o.p50), 6)} | ${pad(fmt(o.p95), 6)} | ${pad(fmt(o.p99), 6)} | ${pad(fmt(o.p99 / o.p50, 2), 7)} | ${pad(ms(o.cpuPerSignIn), 21)}`);
+  console.log("\nthe same sign-ins on the embedded database (PGlite, npm start's default), in its own thread (PGLITE_THREAD=worker, the default) and in the server's main thread");
+  console.log('PGlite thread | concurrency | hallpass sign-ins/s | p50 ms | p95 ms | p99 ms | p99/p50 | CPU ms/sign-in (server with its database) | ratio to main thread');
+  for (const [thread, rows] of pglite) for (const [c, o] of rows) {
+    const main = pglite.get('main')?.get(c);
+    console.log(`${pad(thread, 13)} | ${pad(String(c), 11)} | ${pad(fmt(o.perSecond), 19)} | ${pad(fmt(o.p50), 6)} | ${pad(fmt(o.p95), 6)} | ${pad(fmt(o.p99), 6)} | ${pad(fmt(o.p99 / o.p50, 2), 7)} | ${pad(ms(o.cpuPerSignIn), 42)} | ${pad(main ? fmt(o.perSecond / main.perSecond, 2) : '-', 20)}`);
     console.log(`      CPU ms per sign-in: server ${ms(o.cpuPerSignIn)}, load generator and SMTP sink ${ms(o.loadCpuPerSignIn)}`);
     printTail(o);
     if (o.failed) console.log(`  failures: ${o.failed}`);
