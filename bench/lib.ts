@@ -6,7 +6,6 @@ import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase } from '@hallpass/db/testing';
-import type { ProbeReport } from './probe.ts';
 
 export const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -24,22 +23,40 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** What bench/probe.mjs reports from inside the server. */
+export interface Summary {
+  count: number;
+  total: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface ProbeReport {
+  gc: Summary;
+  /** Event-loop delay in ms (resolution 10 ms samples by monitorEventLoopDelay). */
+  loopDelay: { p50: number; p99: number; max: number };
+  batches: Record<string, { size: Summary; queuedMs: Summary; runMs: Summary }>;
+  poolWaitMs: Summary;
+  poolRunMs: Summary;
+}
+
 export interface ServerProcess {
   url: string;
   child: ChildProcess;
-  /** With `probe`: clears the probe's samples, then (report) returns them (see bench/probe.ts). */
+  /** With `probe`: clears the probe's samples, then (report) returns them (see bench/probe.mjs). */
   probe: { reset(): Promise<void>; report(): Promise<ProbeReport> };
   stop(): Promise<void>;
 }
 
 /**
  * Starts `hallpass serve` in its own process (so its CPU time is its own) and waits until it
- * listens. `probe` loads bench/probe.ts into it (GC pauses, batch sizes, pool waits, over IPC).
+ * listens. `probe` loads bench/probe.mjs into it (GC pauses, batch sizes, pool waits, over IPC).
  */
 export async function startServerProcess(env: Record<string, string>, options: { probe?: boolean } = {}): Promise<ServerProcess> {
   const port = await freePort();
   const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
-  const probeArgs = options.probe ? ['--import', fileURLToPath(new URL('./probe.ts', import.meta.url))] : [];
+  const probeArgs = options.probe ? ['--import', fileURLToPath(new URL('./probe.mjs', import.meta.url))] : [];
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', ...probeArgs, main, 'serve'], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit', ...(options.probe ? (['ipc'] as const) : [])],

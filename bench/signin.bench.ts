@@ -20,10 +20,9 @@ import { finishMail } from '../packages/server/src/mail/outbox.repository.ts';
 import { sendRequests, verifyCodes, type CodeToVerify, type NewSend } from '../packages/server/src/passwordless/passwordless.repository.ts';
 import { selectVisibleProfileStatement } from '../packages/server/src/profiles/profiles.repository.ts';
 import { runIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
-import { adminUrl as adminUrlFromEnv, cpuMs, fmt, jsonClient, ownCpuMs, percentile, postgresCpuMs, runLoad, scratchDatabase, startServerProcess, type RunResult } from './lib.ts';
+import { adminUrl as adminUrlFromEnv, cpuMs, fmt, jsonClient, ownCpuMs, percentile, postgresCpuMs, runLoad, scratchDatabase, startServerProcess, type ProbeReport, type RunResult } from './lib.ts';
 import { startOwnCluster } from './pg-cluster.ts';
 import { hasStatements, watchRun, type RunStats } from './pg-stats.ts';
-import type { ProbeReport } from './probe.ts';
 
 const levels = (process.env.BENCH_CONCURRENCY ?? '8,32,128').split(',').filter(Boolean).map(Number);
 const pgliteLevels = (process.env.BENCH_PGLITE_CONCURRENCY ?? '8,32').split(',').filter(Boolean).map(Number);
@@ -292,6 +291,8 @@ function printTail(o: Measured): void {
 
 // The bench's own PostgreSQL cluster unless BENCH_DATABASE_URL names a server.
 const cluster = process.env.BENCH_DATABASE_URL ? undefined : await startOwnCluster();
+// Interrupted: stop the cluster and remove its files all the same.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(1)));
 const pgTarget = { adminUrl: cluster?.adminUrl ?? adminUrlFromEnv, postmasterPid: cluster?.postmasterPid };
 let ours: Map<number, Measured>;
 let base: Map<number, Measured>;
