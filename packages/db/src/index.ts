@@ -10,5 +10,6 @@ export type { Claims, DbRole } from './roles.ts';
 export { migrate, loadMigrations, coreMigrationsDir } from './migrate.ts';
 export type { Migration } from './migrate.ts';
 export { createBatcher } from './batch.ts';
+export { prepared } from './prepared.ts';
 export { batchChannel, poolChannel } from './diagnostics.ts';
 export type { BatchTiming, PoolTiming } from './diagnostics.ts';

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { poolChannel, type PoolTiming } from './diagnostics.ts';
+import { preparedName } from './prepared.ts';
 import type { Db, Queryable, QueryResult, Tx } from './types.ts';
 
 export interface PostgresOptions {
@@ -64,12 +65,12 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
 
   // With a subscriber (the bench's probe), pool statements take their connection themselves so the
   // wait for it is measured apart from the statement.
-  const timedPoolQuery = async (text: string, params: unknown[] | undefined): Promise<pg.QueryResult> => {
+  const timedPoolQuery = async (statement: string | pg.QueryConfig, params: unknown[] | undefined): Promise<pg.QueryResult> => {
     const t0 = performance.now();
     const client = await pool.connect();
     const t1 = performance.now();
     try {
-      return await client.query(text, params);
+      return await client.query(statement, params);
     } finally {
       client.release();
       const timing: PoolTiming = { waitMs: t1 - t0, runMs: performance.now() - t1 };
@@ -79,10 +80,13 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
 
   const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
     async query<R extends object>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+      // Hot statements (see `prepared`) are parsed and planned once per connection.
+      const name = preparedName(text);
+      const statement: string | pg.QueryConfig = name ? { name, text } : text;
       const res =
         q === pool && poolChannel.hasSubscribers
-          ? await timedPoolQuery(text, params as unknown[] | undefined)
-          : await q.query(text, params as unknown[] | undefined);
+          ? await timedPoolQuery(statement, params as unknown[] | undefined)
+          : await q.query(statement, params as unknown[] | undefined);
       return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
     },
   });

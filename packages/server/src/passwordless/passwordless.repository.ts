@@ -1,4 +1,4 @@
-import type { Queryable } from '@hallpass/db';
+import { prepared, type Queryable } from '@hallpass/db';
 import type { PasswordlessType } from '@hallpass/protocol';
 import type { ProfileRow } from '../profiles/profiles.repository.ts';
 import type { SessionRow } from '../sessions/sessions.repository.ts';
@@ -75,11 +75,13 @@ export type SendOutcome =
  * mail already leased to this instance for `leaseSeconds`. Returns, per item in order, the rule that
  * refused it, or its mail row (id, and whether the address has a profile: sign-in or sign-up mail).
  */
+const sendRequestsSql = prepared(`select item, rejected_index, retry_after, mail_id, known
+  from hallpass.send_requests($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`);
+
 export async function sendRequests(q: Queryable, items: readonly NewSend[], leaseSeconds: number): Promise<SendOutcome[]> {
   const col = <T>(f: (s: NewSend) => T) => items.map(f);
   const { rows } = await q.query<{ item: number; rejected_index: number; retry_after: number; mail_id: number | null; known: boolean | null }>(
-    `select item, rejected_index, retry_after, mail_id, known
-       from hallpass.send_requests($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+    sendRequestsSql,
     [
       col((s) => s.request.id), col((s) => s.request.tenantId), col((s) => s.request.email), col((s) => s.request.type),
       col((s) => s.request.codeHash), col((s) => s.request.linkHash), col((s) => s.request.bindingHash), col((s) => s.request.state),
@@ -168,6 +170,10 @@ export interface CodeToVerify extends Omit<SignInWrite, 'at'> {
  * complete the sign-in. Items run in request-id order, so concurrent batches lock in one order;
  * outcomes come back in the caller's order.
  */
+// (sign_in).* spreads the hallpass.sign_in composite into columns (all null when not 'ok').
+const verifyCodesSql = prepared(`select item, outcome, attempts_remaining, state, redirect_to, (sign_in).*
+  from hallpass.verify_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`);
+
 export async function verifyCodes(
   q: Queryable,
   common: { at: Date; maxAttempts: number; windowSeconds: number },
@@ -176,9 +182,7 @@ export async function verifyCodes(
   const order = items.map((_, i) => i).sort((x, y) => (items[x]!.authRequestId < items[y]!.authRequestId ? -1 : items[x]!.authRequestId > items[y]!.authRequestId ? 1 : x - y));
   const col = <T>(f: (c: CodeToVerify) => T) => order.map((i) => f(items[i]!));
   const { rows } = await q.query<Record<string, unknown>>(
-    // (sign_in).* spreads the hallpass.sign_in composite into columns (all null when not 'ok').
-    `select item, outcome, attempts_remaining, state, redirect_to, (sign_in).*
-       from hallpass.verify_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    verifyCodesSql,
     [
       col((c) => c.authRequestId), col((c) => c.presented), common.at, common.maxAttempts, common.windowSeconds,
       col((c) => JSON.stringify(c.amr)), col((c) => c.userAgent), col((c) => c.ip), col((c) => c.sessionExpiresAt), col((c) => c.refreshHash),
