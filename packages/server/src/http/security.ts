@@ -28,21 +28,3 @@ export function originCheck(config: Pick<Config, 'allowedOrigins'>): MiddlewareH
     await next();
   };
 }
-
-/**
- * Whether a post-sign-in redirect target is allowed: a path on this server, or a URL under one of
- * the allow-list entries (an origin allows all of it; a URL with a path allows that path and below).
- */
-export function isAllowedRedirect(config: Pick<Config, 'baseUrl' | 'redirectAllowList'>, target: string): boolean {
-  if (target.startsWith('/') && !target.startsWith('//') && !target.startsWith('/\\')) return true;
-  if (!URL.canParse(target)) return false;
-  const url = new URL(target);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return false;
-  if (url.username || url.password) return false;
-  return config.redirectAllowList.some((entry) => {
-    const allowed = new URL(entry);
-    if (allowed.origin !== url.origin) return false;
-    const prefix = allowed.pathname.endsWith('/') ? allowed.pathname : `${allowed.pathname}/`;
-    return allowed.pathname === '/' || url.pathname === allowed.pathname || url.pathname.startsWith(prefix);
-  });
-}
