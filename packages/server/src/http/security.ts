@@ -28,3 +28,22 @@ export function originCheck(config: Pick<Config, 'allowedOrigins'>): MiddlewareH
     await next();
   };
 }
+
+/**
+ * Paths whose answers carry sessions, codes or a user's data: sign-in and session endpoints, the
+ * magic-link confirm page, token endpoints, the data API and the dev mailbox.
+ */
+export const noStorePaths = ['/api/auth', '/api/profile', '/passwordless', '/oauth', '/rest/v1', '/dev/mailbox'] as const;
+
+/**
+ * `Cache-Control: no-store` on every answer under `paths` (errors and redirects too): a shared proxy
+ * or the browser's back/forward cache must never keep a session, a user or a sign-in page. Set before
+ * the handler runs, on the headers every response of this request is built with.
+ */
+export function noStore(paths: readonly string[] = noStorePaths): MiddlewareHandler {
+  const under = (path: string) => paths.some((p) => path === p || path.startsWith(`${p}/`));
+  return async (c, next) => {
+    if (under(c.req.path)) c.header('cache-control', 'no-store');
+    await next();
+  };
+}
