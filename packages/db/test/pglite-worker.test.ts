@@ -3,12 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPglite } from '../src/pglite.ts';
+import { testBackend } from '../src/testing.ts';
 import type { Db } from '../src/types.ts';
 
 // The embedded database in its own thread keeps every part of the Db interface: statements with
 // their types, transactions (commit and rollback), scripts, LISTEN/NOTIFY, errors with their
 // PostgreSQL codes, a data-directory dump, and close.
-describe('PGlite in a worker thread', () => {
+describe.runIf(testBackend() === 'pglite')('PGlite in a worker thread', () => {
   let db: Db;
   const dir = mkdtempSync(join(tmpdir(), 'hallpass-pglite-worker-'));
   beforeAll(async () => {
