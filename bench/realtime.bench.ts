@@ -224,9 +224,20 @@ async function cpuMeter(serverPid: number) {
   // Its own connection, so sampling never queues behind (or delays) the bench's updates.
   const writer = new pg.Client({ connectionString: database!.url });
   await writer.connect();
-  const sample = async () => {
+  let sampling: Promise<void> = Promise.resolve();
+  const sampleNow = async () => {
     const { rows } = await writer.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
     for (const { pid } of rows) backends.set(pid, Math.max(backends.get(pid) ?? 0, pidsCpuMs([pid])));
+  };
+  // One sample at a time on the meter's connection; the timer skips a tick while one runs.
+  let busy = false;
+  const sample = () => (sampling = sampling.then(sampleNow));
+  const tick = () => {
+    if (busy) return;
+    busy = true;
+    void sample()
+      .catch(() => undefined)
+      .finally(() => (busy = false));
   };
   let timer: NodeJS.Timeout | undefined;
   let server0 = 0;
@@ -237,7 +248,7 @@ async function cpuMeter(serverPid: number) {
       await sample();
       server0 = cpuMs(serverPid);
       pg0 = sum();
-      timer = setInterval(() => void sample().catch(() => undefined), 100);
+      timer = setInterval(tick, 100);
     },
     /** Server and PostgreSQL CPU ms since start, per update, and PostgreSQL µs per RLS decision. */
     async stop(updates: number, decisions: number): Promise<string> {
