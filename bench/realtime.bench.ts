@@ -177,15 +177,25 @@ async function openClients(wsUrl: string, joins: Array<{ topic: string; payload:
           return { ...r, socket: r.socket.map((s) => s + k * socketsPerClientProcess) };
         }),
       );
-      const n = got.reduce((s, r) => s + r.seq.length, 0);
-      const out: Receipts = { seq: new Int32Array(n), socket: new Int32Array(n), at: new Float64Array(n) };
-      let o = 0;
-      for (const r of got) (out.seq.set(r.seq, o), out.socket.set(r.socket, o), out.at.set(r.at, o), (o += r.seq.length));
-      return out;
+      return got.reduce<Receipts>(concatReceipts, { seq: new Int32Array(), socket: new Int32Array(), at: new Float64Array() });
     },
     close() {
       for (const child of children) child.send({ type: 'close' });
     },
+  };
+}
+
+function concatReceipts(a: Receipts, b: Receipts): Receipts {
+  const join = <T extends Int32Array | Float64Array>(x: T, y: T, make: (n: number) => T) => {
+    const c = make(x.length + y.length);
+    c.set(x);
+    c.set(y, x.length);
+    return c;
+  };
+  return {
+    seq: join(a.seq, b.seq, (n) => new Int32Array(n)),
+    socket: join(a.socket, b.socket, (n) => new Int32Array(n)),
+    at: join(a.at, b.at, (n) => new Float64Array(n)),
   };
 }
 
@@ -339,7 +349,7 @@ async function rowsPart(users: User[]): Promise<void> {
     for (const drainUntil = Date.now() + 5000; seen.size < commitAt.size && Date.now() < drainUntil; ) {
       await sleep(250);
       const more = await clients.collect();
-      receipts = { seq: Int32Array.from([...receipts.seq, ...more.seq]), socket: receipts.socket, at: Float64Array.from([...receipts.at, ...more.at]) };
+      receipts = concatReceipts(receipts, more);
       for (const s of more.seq) seen.add(s);
     }
     const missing = [...commitAt.keys()].filter((k) => !seen.has(k));
@@ -405,19 +415,7 @@ async function fanoutPart(users: User[]): Promise<void> {
   };
   const settleUntilAllArrived = async (commitAt: Map<number, number>, expected: number, maxMs: number) => {
     let receipts: Receipts = { seq: new Int32Array(), socket: new Int32Array(), at: new Float64Array() };
-    const merge = (more: Receipts) => {
-      const join = <T extends Int32Array | Float64Array>(a: T, b: T, make: (n: number) => T) => {
-        const c = make(a.length + b.length);
-        c.set(a);
-        c.set(b, a.length);
-        return c;
-      };
-      receipts = {
-        seq: join(receipts.seq, more.seq, (n) => new Int32Array(n)),
-        socket: join(receipts.socket, more.socket, (n) => new Int32Array(n)),
-        at: join(receipts.at, more.at, (n) => new Float64Array(n)),
-      };
-    };
+    const merge = (more: Receipts) => (receipts = concatReceipts(receipts, more));
     for (const until = Date.now() + maxMs; receipts.seq.length < expected && Date.now() < until; ) {
       await sleep(100);
       merge(await clients.collect());
