@@ -22,8 +22,11 @@ export interface Connection {
 const changeEvents = new Set<ChangeEvent>(['*', 'INSERT', 'UPDATE', 'DELETE']);
 const maxChannelsPerSocket = 100;
 const replayLimit = 1000;
-/** Unsent bytes a socket may have queued before it is closed as too slow (about 1,000 change events). */
-const maxBufferedBytes = 1024 * 1024;
+/**
+ * Unsent bytes a socket may have queued before it is closed as too slow: thousands of change
+ * events, or 64 broadcasts of the largest size, more than one burst gives a client that reads.
+ */
+const maxBufferedBytes = 4 * 1024 * 1024;
 
 interface JoinedChannel extends HubChannel {
   joinRef: string;
