@@ -92,6 +92,11 @@ async function measureOurs(target: Target, concurrencies: number[]): Promise<Map
   const database = target.adminUrl ? await scratchDatabase(target.adminUrl) : undefined;
   const dataDir = mkdtempSync(join(tmpdir(), 'hallpass-bench-'));
   const sink = await smtpCodeSink();
+  const cleanUp = async () => {
+    await sink.close();
+    await database?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   const server = await startServerProcess(
     {
       ...(database ? { DATABASE_URL: database.url, DATABASE_POOL_SIZE: '32' } : {}),
@@ -105,7 +110,10 @@ async function measureOurs(target: Target, concurrencies: number[]): Promise<Map
       ...target.env,
     },
     { probe: true },
-  );
+  ).catch(async (err: unknown) => {
+    await cleanUp();
+    throw err;
+  });
   const results = new Map<number, Measured>();
   let started = 0;
   try {
@@ -159,9 +167,7 @@ async function measureOurs(target: Target, concurrencies: number[]): Promise<Map
     }
   } finally {
     await server.stop();
-    await sink.close();
-    await database?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await cleanUp();
   }
   return results;
 }
