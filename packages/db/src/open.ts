@@ -9,6 +9,8 @@ export interface OpenDbOptions {
   /** Where PGlite keeps its files (`<dataDir>/data`); undefined with no URL means in memory. */
   dataDir?: string | undefined;
   poolSize?: number;
+  /** statement_timeout of each pool connection (PostgreSQL only). */
+  statementTimeoutMs?: number;
   onListenerError?: (err: Error) => void;
 }
 
@@ -17,6 +19,7 @@ export function openDb(options: OpenDbOptions): Promise<Db> {
     return openPostgres({
       connectionString: options.databaseUrl,
       ...(options.poolSize ? { max: options.poolSize } : {}),
+      ...(options.statementTimeoutMs ? { statementTimeoutMs: options.statementTimeoutMs } : {}),
       ...(options.onListenerError ? { onListenerError: options.onListenerError } : {}),
     });
   }

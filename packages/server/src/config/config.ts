@@ -24,6 +24,7 @@ const envSchema = z.object({
   HALLPASS_DATA_DIR: z.string().default('./.hallpass'),
   DATABASE_URL: z.url().optional(),
   DATABASE_POOL_SIZE: int(1, 500).default(20),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0, 3_600_000).default(5000),
   SMTP_URL: z.url().optional(),
   MAIL_FROM: z.string().default('Hallpass <no-reply@hallpass.localhost>'),
   MAIL_LEASE_SECONDS: int(5, 3600).default(60),
@@ -50,6 +51,7 @@ const envSchema = z.object({
   REALTIME_BROADCASTS_PER_SECOND: int(1, 10_000).default(20),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
+  REST_MAX_ROWS: int(1, 1_000_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -102,6 +104,13 @@ export interface Config {
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
   restSchemas: readonly string[];
+  /** The most rows one `/rest/v1` read or rpc answers (PostgREST's max_rows). @default 1000 */
+  restMaxRows: number;
+  /**
+   * statement_timeout of every connection of the server's PostgreSQL pool, data API requests
+   * included; 0 turns it off. PGlite has no statement timer. @default 5000
+   */
+  databaseStatementTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -188,6 +197,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
+    restMaxRows: e.REST_MAX_ROWS,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
   });
 }
 
