@@ -3,9 +3,10 @@ import { startFixture, type Fixture } from './rest-fixture.ts';
 
 // Resource embedding as PostgREST documents it (api.md "Resource Embedding"), through supabase-js.
 let f: Fixture;
+// Starting a server (migrations included) can take a minute on a busy machine.
 beforeAll(async () => {
   f = await startFixture();
-});
+}, 180_000);
 afterAll(() => f?.server.stop());
 
 describe('embedding through foreign keys', () => {

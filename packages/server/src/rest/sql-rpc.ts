@@ -38,7 +38,9 @@ export function chooseFunction(fns: readonly FunctionInfo[], schema: string, nam
     if (r.singleObject) throw noFunction(schema, name, r);
   }
   let found = fns.filter((f) => matches(f, r.keys));
-  if (found.length > 1) found = found.filter((f) => f.args.length === r.keys.length);
+  // Several overloads fit: the one taking exactly the given arguments wins, if there is one.
+  const exact = found.filter((f) => f.args.length === r.keys.length);
+  if (found.length > 1 && exact.length) found = exact;
   if (found.length === 0) throw noFunction(schema, name, r);
   if (found.length > 1) {
     throw new RestError(
