@@ -104,8 +104,14 @@ export function findRelationship(t: TableInfo, e: EmbedItem): Relationship {
 export async function resolveTree(catalog: Catalog, t: TableInfo, q: ParsedQuery, rootSource = rootAlias): Promise<Node> {
   let counter = 0;
   const paths = new Set<string>();
-  const build = async (table: TableInfo, items: SelectItem[], path: string, alias: string): Promise<Node> => {
+  const build = async (table: TableInfo, given: SelectItem[], path: string, alias: string): Promise<Node> => {
     paths.add(path);
+    // `comments(count)`: a bare `count` on a table without such a column is count(), as in PostgREST.
+    const items = given.map((i): SelectItem =>
+      i.kind === 'column' && i.field.name === 'count' && !i.field.json.length && !i.cast && !i.aggregate && !table.columns.has('count')
+        ? { kind: 'count', ...(i.alias ? { alias: i.alias } : {}) }
+        : i,
+    );
     const node: Node = { table, alias, path, items, level: q.levels.get(path) ?? emptyLevel(), embeds: [] };
     for (const item of items) {
       if (item.kind !== 'embed') continue;
