@@ -142,7 +142,10 @@ export function loadConfig(env: Env): Readonly<Config> {
     if (!URL.canParse(origin) || new URL(origin).origin !== origin) problems.push(`CORS_ORIGINS: ${origin} is not an origin`);
   }
   for (const target of e.REDIRECT_ALLOW_LIST) {
-    if (!URL.canParse(target)) problems.push(`REDIRECT_ALLOW_LIST: ${target} is not a URL`);
+    const url = URL.canParse(target) ? new URL(target) : null;
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.username || url.password || url.search || url.hash) {
+      problems.push(`REDIRECT_ALLOW_LIST: ${target} is not an http(s) origin or URL prefix`);
+    }
   }
   const tenantHosts: Record<string, string> = {};
   for (const entry of e.TENANT_HOSTS) {
