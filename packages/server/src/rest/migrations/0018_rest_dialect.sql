@@ -3,8 +3,8 @@
 
 -- As 0007's runner: invoker rights, called only by the server's own user with a statement its SQL
 -- builder made (names from the catalog, quoted; every value in p_params, referenced as $1[i]).
--- The session check runs as the server's user, then the role and claims switch for this transaction
--- only, and the statement and its count run under that role, so grants and RLS decide.
+-- The session check runs as the server's user, then hallpass.set_request_claims (0014) switches the
+-- role and claims (legacy claim settings included) for this transaction only, and the statement and its count run under that role, so grants and RLS decide.
 --   p_count: 'exact' counts p_count_sql's rows; 'planned' takes the planner's estimate of them;
 --            'estimated' is exact up to p_max_rows and planned beyond, as PostgREST does.
 --   p_expect_one: single(): anything but one row raises HP116 and so undoes a singular write.
@@ -45,8 +45,7 @@ begin
   if not live then
     return;
   end if;
-  perform set_config('role', p_role, true);
-  perform set_config('request.jwt.claims', p_claims, true);
+  perform hallpass.set_request_claims(p_role, p_claims);
   execute p_sql into n, body, inserted using p_params;
   if p_expect_one and n is distinct from 1 then
     raise exception 'Cannot coerce the result to a single JSON object'
