@@ -84,6 +84,7 @@ function toCsv(body: string): string {
 }
 
 interface Plan {
+  schema: string;
   statement: Statement;
   count?: Statement;
   /** 200 for reads, 201 for inserts, ... ; upserts decide between 200 and 201 from what they did. */
@@ -160,6 +161,8 @@ export function restRoutes(deps: Deps) {
 
   const respond = (c: Context, name: string, p: Plan, result: RunResult, prefer: Preferences, neg: Negotiated, offset: number) => {
     const method = c.req.method;
+    // With several schemas exposed, PostgREST names the one that answered.
+    if (deps.config.restSchemas.length > 1) c.header('content-profile', p.schema);
     const read = method === 'GET' || method === 'HEAD';
     let status = p.status;
     const total = result.total ?? (prefer.count && !read ? result.n : null);
@@ -233,10 +236,10 @@ export function restRoutes(deps: Deps) {
       const where = (p: Params) => conditionsOf(p, root);
       if (read) {
         const built = buildRead(root, `${tableRef(t)} ${rootAlias}`, { stripNulls: neg.stripNulls, count: Boolean(prefer.count), maxRows, ...(range ? { range } : {}) });
-        return { ...built, status: 200, representation: true, upsert: false, singular };
+        return { ...built, schema, status: 200, representation: true, upsert: false, singular };
       }
       const representation = prefer.return === 'representation';
-      const base = { representation, singular, upsert: false };
+      const base = { schema, representation, singular, upsert: false };
       if (method === 'POST') {
         const columns = bodyColumns(t, q, body!);
         const target = prefer.resolution ? conflictColumns(t, q) : [];
@@ -313,6 +316,7 @@ export function restRoutes(deps: Deps) {
     });
     const plan: Plan = {
       ...built,
+      schema,
       status: 200,
       representation: true,
       upsert: false,
