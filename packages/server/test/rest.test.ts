@@ -8,11 +8,12 @@ let server: TestServer;
 let anonKey: string;
 let serviceKey: string;
 
+// Starting a server (migrations included) can take a minute on a busy machine.
 beforeAll(async () => {
   server = await startTestServer();
   anonKey = await signApiKey(server.deps, 'anon');
   serviceKey = await signApiKey(server.deps, 'service_role');
-});
+}, 180_000);
 afterAll(() => server?.stop());
 
 interface SignedIn {
