@@ -99,6 +99,13 @@ describe('embedding through foreign keys', () => {
     expect(nonNull.data?.map((r) => r.id)).toEqual([1, 3]);
   });
 
+  it('embeds from and to a view through its base table\'s keys', async () => {
+    const from = await f.anon.from('published_posts').select('title, author:users!author_id(name)').order('id').limit(1).single();
+    expect(from.data).toEqual({ title: 'Engines', author: { name: 'Ada' } });
+    const to = await f.anon.from('users').select('name, published_posts!author_id(title)').eq('id', 2).single();
+    expect(to.data).toEqual({ name: 'Grace', published_posts: [{ title: 'Compilers' }] });
+  });
+
   it('orders by a column of a to-one embed, and refuses it on a to-many one with PGRST118', async () => {
     const { data } = await f.anon.from('posts').select('id, author:users!author_id(name)').lte('id', 3).order('author(name)', { ascending: false }).order('id');
     expect(data?.map((r) => r.id)).toEqual([3, 1, 2]);

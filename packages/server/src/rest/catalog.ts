@@ -113,8 +113,16 @@ export function createCatalog(db: Queryable, options: CatalogOptions = {}): Cata
   const functionCache = new Map<string, { info: readonly FunctionInfo[]; at: number }>();
 
   const load = async (schema: string, name: string): Promise<TableInfo | undefined> => {
-    const [{ rows }, fks] = await Promise.all([db.query<ColumnRow>(tableQuery, [schema, name]), db.query<ForeignKeyRow>(foreignKeyQuery, [schema, name])]);
+    const [{ rows }, fks, views] = await Promise.all([
+      db.query<ColumnRow>(tableQuery, [schema, name]),
+      db.query<ForeignKeyRow>(foreignKeyQuery, [schema, name]),
+      db.query<ViewRow>(viewQuery, [schema]),
+    ]);
     if (rows.length === 0) return undefined;
+    const own = views.rows.find((v) => v.name === name);
+    // A view over one table has that table's relationships, on the columns it exposes by the same name.
+    const base = own ? relationshipsOf(schema, own.base, (await db.query<ForeignKeyRow>(foreignKeyQuery, [schema, own.base])).rows) : [];
+    const relationships = own ? base.filter((r) => sideColumns(r, 'own').every((c) => own.columns.includes(c))) : relationshipsOf(schema, name, fks.rows);
     const columns = new Map<string, ColumnInfo>();
     const privSets = roles.map(() => [new Set<string>(), new Set<string>()] as const);
     for (const r of rows) {
@@ -130,7 +138,7 @@ export function createCatalog(db: Queryable, options: CatalogOptions = {}): Cata
       name,
       columns,
       primaryKey: rows.filter((r) => r.pk).map((r) => r.name),
-      relationships: relationshipsOf(schema, name, fks.rows),
+      relationships: withViews(relationships, views.rows),
       insertable: byRole(0),
       updatable: byRole(1),
     };
@@ -235,6 +243,43 @@ function relationshipsOf(schema: string, name: string, fks: readonly ForeignKeyR
           junction: { name: fk.src_table, source: zip(fk.src_cols, fk.tgt_cols), target: zip(other.src_cols, other.tgt_cols), constraints: [fk.name, other.name] },
         });
       }
+    }
+  }
+  return out;
+}
+
+interface ViewRow {
+  name: string;
+  base: string;
+  columns: string[];
+}
+
+// Views (and materialized views) of the schema over exactly one table, with their column names.
+const viewQuery = `
+select v.relname as name, min(b.relname) as base,
+       array(select a.attname::text from pg_catalog.pg_attribute a where a.attrelid = v.oid and a.attnum > 0 and not a.attisdropped) as columns
+  from pg_catalog.pg_class v
+  join pg_catalog.pg_namespace n on n.oid = v.relnamespace
+  join pg_catalog.pg_rewrite r on r.ev_class = v.oid
+  join pg_catalog.pg_depend d on d.objid = r.oid and d.classid = 'pg_catalog.pg_rewrite'::regclass
+   and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid <> v.oid
+  join pg_catalog.pg_class b on b.oid = d.refobjid and b.relkind in ('r', 'p') and b.relnamespace = v.relnamespace
+ where n.nspname = $1 and v.relkind in ('v', 'm')
+ group by v.oid, v.relname
+having count(distinct b.oid) = 1`;
+
+/** The columns a relationship joins on: this table's side, or the target's. */
+function sideColumns(r: Relationship, side: 'own' | 'target'): string[] {
+  if (r.junction) return (side === 'own' ? r.junction.source : r.junction.target).map((p) => p[1]);
+  return r.columns.map((p) => (side === 'own' ? p[0] : p[1]));
+}
+
+/** Every relationship to a table also leads to each view over it that exposes the joined columns. */
+function withViews(rels: readonly Relationship[], views: readonly ViewRow[]): Relationship[] {
+  const out = [...rels];
+  for (const r of rels) {
+    for (const v of views) {
+      if (v.base === r.target && sideColumns(r, 'target').every((c) => v.columns.includes(c))) out.push({ ...r, target: v.name });
     }
   }
   return out;
