@@ -12,7 +12,7 @@ let anonKey: string;
 beforeAll(async () => {
   server = await startTestServer({ env: { APP_MIGRATIONS_DIR: fileURLToPath(new URL('../migrations', import.meta.url)) } });
   anonKey = await signApiKey(server.deps, 'anon');
-}, 180_000);
+}, 300_000);
 afterAll(() => server?.stop());
 
 async function member() {

@@ -20,7 +20,7 @@ beforeAll(async () => {
     create view public.slow as select pg_sleep(3)::text as slept;
     grant select on public.many, public.slow to anon;
   `);
-}, 180_000);
+}, 300_000);
 afterAll(() => server?.stop());
 
 const get = (path: string, headers: Record<string, string> = {}) => fetch(`${server.url}/rest/v1/${path}`, { headers: { apikey: anonKey, ...headers } });

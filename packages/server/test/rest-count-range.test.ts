@@ -8,7 +8,7 @@ let f: Fixture;
 beforeAll(async () => {
   f = await startFixture();
   await f.server.db.exec('analyze public.posts');
-}, 180_000);
+}, 300_000);
 afterAll(() => f?.server.stop());
 
 const get = (path: string, headers: Record<string, string> = {}) => fetch(`${f.server.url}/rest/v1/${path}`, { headers: { apikey: f.anonKey, ...headers } });

@@ -7,7 +7,7 @@ let f: Fixture;
 // Starting a server (migrations included) can take a minute on a busy machine.
 beforeAll(async () => {
   f = await startFixture();
-}, 180_000);
+}, 300_000);
 afterAll(() => f?.server.stop());
 
 const ids = (rows: { id: number }[] | null) => rows?.map((r) => r.id);

@@ -14,7 +14,7 @@ beforeAll(async () => {
     insert into api.items values (1, 'from api');
     grant select, insert on api.items to anon, authenticated;
   `);
-}, 180_000);
+}, 300_000);
 afterAll(() => f?.server.stop());
 
 const get = (path: string, headers: Record<string, string> = {}) => fetch(`${f.server.url}/rest/v1/${path}`, { headers: { apikey: f.anonKey, ...headers } });

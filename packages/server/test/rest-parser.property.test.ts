@@ -18,7 +18,7 @@ beforeAll(async () => {
   f = await startFixture();
   catalog = createCatalog(f.server.db);
   posts = (await catalog.table('public', 'posts'))!;
-}, 180_000);
+}, 300_000);
 afterAll(() => f?.server.stop());
 
 const hostile = fc.oneof(

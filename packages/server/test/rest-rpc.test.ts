@@ -6,7 +6,7 @@ let f: Fixture;
 // Starting a server (migrations included) can take a minute on a busy machine.
 beforeAll(async () => {
   f = await startFixture();
-}, 180_000);
+}, 300_000);
 afterAll(() => f?.server.stop());
 
 describe('rpc', () => {

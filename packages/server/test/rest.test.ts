@@ -13,7 +13,7 @@ beforeAll(async () => {
   server = await startTestServer();
   anonKey = await signApiKey(server.deps, 'anon');
   serviceKey = await signApiKey(server.deps, 'service_role');
-}, 180_000);
+}, 300_000);
 afterAll(() => server?.stop());
 
 interface SignedIn {
