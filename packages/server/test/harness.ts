@@ -62,8 +62,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     drop = () => db.close();
     reopen = () => openPglite(join(dataDir, 'data'));
   } else {
-    // The pool's statement_timeout is a connection setting, so the test database is opened with it.
-    const timeout = Number(options.env?.DATABASE_STATEMENT_TIMEOUT_MS ?? 5000);
+    // The pool's statement_timeout is a connection setting, so the test database is opened with it,
+    // when a test sets one (none otherwise: a loaded test machine must not cut statements short).
+    const timeout = Number(options.env?.DATABASE_STATEMENT_TIMEOUT_MS ?? 0);
     const t = await createTestDatabase({ statementTimeoutMs: timeout });
     db = t.db;
     drop = t.drop;
