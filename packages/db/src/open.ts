@@ -11,6 +11,8 @@ export interface OpenDbOptions {
   poolSize?: number;
   /** Where PGlite runs (see PgliteOptions). @default 'worker' */
   pgliteThread?: 'worker' | 'main';
+  /** statement_timeout of each pool connection (PostgreSQL only). */
+  statementTimeoutMs?: number;
   onListenerError?: (err: Error) => void;
 }
 
@@ -19,6 +21,7 @@ export function openDb(options: OpenDbOptions): Promise<Db> {
     return openPostgres({
       connectionString: options.databaseUrl,
       ...(options.poolSize ? { max: options.poolSize } : {}),
+      ...(options.statementTimeoutMs ? { statementTimeoutMs: options.statementTimeoutMs } : {}),
       ...(options.onListenerError ? { onListenerError: options.onListenerError } : {}),
     });
   }

@@ -7,6 +7,12 @@ export interface PostgresOptions {
   connectionString: string;
   /** Pool size. @default 20 */
   max?: number;
+  /**
+   * statement_timeout of every pool connection, in ms (a startup parameter, so it costs no statement).
+   * A statement that runs longer is cancelled by the server itself and its connection is idle again.
+   * @default no timeout
+   */
+  statementTimeoutMs?: number;
   /** Called when the listener connection fails; it reconnects by itself. */
   onListenerError?: (err: Error) => void;
 }
@@ -16,7 +22,11 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 /** A PostgreSQL server through a node-postgres pool, plus one dedicated LISTEN connection. */
 export async function openPostgres(options: PostgresOptions): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 20 });
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max ?? 20,
+    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+  });
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   await pool.query('select 1');

@@ -56,6 +56,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       dataDir: config.dataDir,
       poolSize: config.databasePoolSize,
       pgliteThread: config.pgliteThread,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
       onListenerError: (err) => log.warn({ err: err.message }, 'database listener connection lost; reconnecting'),
     }));
   const secrets = await loadSecrets({ dataDir: config.dataDir, secret: config.secret, jwtPrivateKey: config.jwtPrivateKey });

@@ -26,6 +26,7 @@ const envSchema = z.object({
   DATABASE_URL: z.url().optional(),
   DATABASE_POOL_SIZE: int(1, 500).default(20),
   PGLITE_THREAD: z.enum(['worker', 'main']).default('worker'),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0, 3_600_000).default(5000),
   SMTP_URL: z.url().optional(),
   MAIL_FROM: z.string().default('Hallpass <no-reply@hallpass.localhost>'),
   MAIL_LEASE_SECONDS: int(5, 3600).default(60),
@@ -52,6 +53,7 @@ const envSchema = z.object({
   REALTIME_BROADCASTS_PER_SECOND: int(1, 10_000).default(20),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
+  REST_MAX_ROWS: int(1, 1_000_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -107,6 +109,13 @@ export interface Config {
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
   restSchemas: readonly string[];
+  /** The most rows one `/rest/v1` read or rpc answers (PostgREST's max_rows). @default 1000 */
+  restMaxRows: number;
+  /**
+   * statement_timeout of every connection of the server's PostgreSQL pool, data API requests
+   * included; 0 turns it off. PGlite has no statement timer. @default 5000
+   */
+  databaseStatementTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -203,6 +212,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
+    restMaxRows: e.REST_MAX_ROWS,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
   });
 }
 
