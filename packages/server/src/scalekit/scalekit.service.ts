@@ -1,6 +1,6 @@
 import type { PasswordlessType } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
-import { isAllowedRedirect } from '../http/security.ts';
+import { resolveAllowedRedirect } from '../http/redirects.ts';
 import type { TemplateKind } from '../mail/templates.ts';
 import {
   resendPasswordless,
@@ -76,14 +76,16 @@ function validateVariables(vars: Readonly<Record<string, string>> | undefined): 
 }
 
 /**
- * Where a magic link may point: an absolute http(s) URL on the redirect allow-list
- * (REDIRECT_ALLOW_LIST), else `invalid_redirect`.
+ * Where a magic link may point: an absolute http(s) URL that the one redirect check
+ * (`resolveAllowedRedirect`, REDIRECT_ALLOW_LIST) allows, without a fragment or its own link_token,
+ * else `invalid_redirect`. A relative URI would resolve against Hallpass, not the caller's app.
  */
 function allowedLinkBase(deps: Pick<Deps, 'config'>, uri: string): string {
-  if (uri.length > 2048 || controlChars.test(uri) || !/^https?:\/\//i.test(uri) || !isAllowedRedirect(deps.config, uri)) throw new AppError('invalid_redirect');
-  const url = new URL(uri);
+  const resolved = uri.length <= 2048 && /^https?:\/\//i.test(uri) ? resolveAllowedRedirect(deps.config, uri) : null;
+  if (!resolved) throw new AppError('invalid_redirect');
+  const url = new URL(resolved);
   if (url.searchParams.has('link_token') || url.hash) throw new AppError('invalid_redirect');
-  return url.toString();
+  return url.href;
 }
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
