@@ -42,6 +42,7 @@ const envSchema = z.object({
   RATE_LIMIT_CLIENT_PER_10_MINUTES: int(1, 10_000_000).default(10_000),
   API_CLIENT_TOKEN_TTL: int(60, 86_400).default(3600),
   TLS_CERT_FILE: z.string().optional(),
+  APP_JWT_SECRET: z.string().min(32, 'APP_JWT_SECRET must be at least 32 characters').optional(),
   TLS_KEY_FILE: z.string().optional(),
   CORS_ORIGINS: list.default([]),
   REDIRECT_ALLOW_LIST: list.default([]),
@@ -88,6 +89,11 @@ export interface Config {
   rateLimits: { emailPerMinute: number; emailPerHour: number; ipPer10Minutes: number; clientPer10Minutes: number };
   /** Seconds an API client's access token from /oauth/token lives. */
   apiClientTokenTtl: number;
+  /**
+   * HS256 secret the app's own backend signs user tokens with (Supabase's JWT secret): the data API
+   * accepts such tokens as role authenticated. Unset: refused.
+   */
+  appJwtSecret: string | undefined;
   /** PEM files: when set, the port speaks https (HTTP/1.1 and HTTP/2 by ALPN) instead of http. */
   tls: { certFile: string; keyFile: string } | undefined;
   /** Origins allowed to make credentialed cross-origin calls (CORS) and cookie-authenticated writes. */
@@ -197,6 +203,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       clientPer10Minutes: e.RATE_LIMIT_CLIENT_PER_10_MINUTES,
     },
     apiClientTokenTtl: e.API_CLIENT_TOKEN_TTL,
+    appJwtSecret: e.APP_JWT_SECRET,
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: resolve(e.TLS_CERT_FILE), keyFile: resolve(e.TLS_KEY_FILE) } : undefined,
     allowedOrigins: [baseUrl, ...e.CORS_ORIGINS],
     redirectAllowList: [baseUrl, ...e.REDIRECT_ALLOW_LIST],
@@ -221,6 +228,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     secret: config.secret ? '[redacted]' : undefined,
     jwtPrivateKey: config.jwtPrivateKey ? '[redacted]' : undefined,
+    appJwtSecret: config.appJwtSecret ? '[redacted]' : undefined,
     databaseUrl: config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@'),
     mail: { ...config.mail, smtpUrl: config.mail.smtpUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@') },
   };
