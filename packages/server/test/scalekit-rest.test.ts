@@ -124,6 +124,21 @@ describe('API clients, /oauth/token and the REST shape of the Scalekit API', () 
     session.close();
   });
 
+  it('a client of a tenant signs users into that tenant', async () => {
+    const { rows } = await server.db.query<{ id: string }>(`insert into public.tenants (slug, name) values ('wholesale', 'Wholesale') returning id`);
+    const lines: string[] = [];
+    expect(await runClientsCommand(server.deps, ['create', '--name', 'b2b', '--tenant', 'wholesale', '--json'], (l) => lines.push(l))).toBe(0);
+    const c = JSON.parse(lines[0]!) as { id: string; secret: string; tenantId: string };
+    expect(c.tenantId).toBe(rows[0]!.id);
+    const { access_token } = (await (await token(form(c.id, c.secret))).json()) as { access_token: string };
+    const email = uniqueEmail('tenant');
+    const s = (await (await api('send', access_token, { email })).json()) as { auth_request_id: string };
+    const mail = await server.latestMail(email);
+    expect((await api('verify', access_token, { code: mail.code, auth_request_id: s.auth_request_id })).status).toBe(200);
+    const profile = await server.db.query<{ tenant_id: string }>('select tenant_id from public.profiles where email = $1', [email]);
+    expect(profile.rows).toEqual([{ tenant_id: rows[0]!.id }]);
+  });
+
   it('revoking a client ends its tokens at once', async () => {
     const lines: string[] = [];
     await runClientsCommand(server.deps, ['create', '--name', 'short-lived', '--json'], (l) => lines.push(l));

@@ -159,18 +159,23 @@ describe('the unmodified @scalekit-sdk/node against Hallpass over http', () => {
     expect(await sdkError(pw.verifyPasswordlessEmail({ code: right }, lockedSent.authRequestId))).toEqual({ ...tooMany, errorCode: 'too_many_attempts' });
   });
 
-  it('send limits are ResourceExhausted with the limit that refused', async () => {
-    const limited = await startTestServer({ env: { RATE_LIMIT_EMAIL_PER_MINUTE: '1' } });
+  it('send limits are ResourceExhausted; with same-browser enforcement a link verifies only with its auth request id', async () => {
+    const limited = await startTestServer({
+      env: { RATE_LIMIT_EMAIL_PER_MINUTE: '1', PASSWORDLESS_ENFORCE_SAME_BROWSER: 'true', REDIRECT_ALLOW_LIST: 'http://shop.localhost/' },
+    });
     try {
       const { scalekit } = await sdkFor(limited);
       const email = uniqueEmail('limit');
-      await scalekit.passwordless.sendPasswordlessEmail(email);
+      const sent = await scalekit.passwordless.sendPasswordlessEmail(email, { magiclinkAuthUri: shop });
       expect(await sdkError(scalekit.passwordless.sendPasswordlessEmail(email))).toEqual({
         name: 'ScalekitTooManyRequestsException',
         grpcStatus: 8,
         httpStatus: 429,
         errorCode: 'email_rate_limited_minute',
       });
+      const token = linkTokenOf((await limited.latestMail(email)).link);
+      expect(await sdkError(scalekit.passwordless.verifyPasswordlessEmail({ linkToken: token }))).toMatchObject({ grpcStatus: 9, errorCode: 'different_browser' });
+      expect((await scalekit.passwordless.verifyPasswordlessEmail({ linkToken: token }, sent.authRequestId)).email).toBe(email);
     } finally {
       await limited.stop();
     }

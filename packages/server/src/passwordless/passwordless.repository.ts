@@ -173,7 +173,7 @@ export async function verifyCodes(
   common: { at: Date; maxAttempts: number; windowSeconds: number },
   items: readonly CodeToVerify[],
 ): Promise<VerifyCodeOutcome[]> {
-  const order = items.map((_, i) => i).sort((x, y) => (items[x]!.authRequestId < items[y]!.authRequestId ? -1 : items[x]!.authRequestId > items[y]!.authRequestId ? 1 : x - y));
+  const order = byRequestId(items);
   const col = <T>(f: (c: CodeToVerify) => T) => order.map((i) => f(items[i]!));
   const { rows } = await q.query<Record<string, unknown>>(
     // (sign_in).* spreads the hallpass.sign_in composite into columns (all null when not 'ok').
@@ -187,6 +187,11 @@ export async function verifyCodes(
   const outcomes: VerifyCodeOutcome[] = new Array(items.length);
   for (const row of rows) outcomes[order[(row.item as number) - 1]!] = toOutcome(row);
   return outcomes;
+}
+
+/** Item indexes in request-id order (stable), so concurrent batches lock shared requests in one order. */
+function byRequestId(items: readonly { authRequestId: string }[]): number[] {
+  return items.map((_, i) => i).sort((x, y) => (items[x]!.authRequestId < items[y]!.authRequestId ? -1 : items[x]!.authRequestId > items[y]!.authRequestId ? 1 : x - y));
 }
 
 function toOutcome(row: Record<string, unknown>): VerifyCodeOutcome {
@@ -268,7 +273,7 @@ export async function verifyCodesHeadless(
   common: { at: Date; maxAttempts: number; windowSeconds: number },
   items: readonly HeadlessCodeToVerify[],
 ): Promise<HeadlessCodeOutcome[]> {
-  const order = items.map((_, i) => i).sort((x, y) => (items[x]!.authRequestId < items[y]!.authRequestId ? -1 : items[x]!.authRequestId > items[y]!.authRequestId ? 1 : x - y));
+  const order = byRequestId(items);
   const { rows } = await q.query<Record<string, unknown>>(
     `select item, outcome, attempts_remaining, email, state, passwordless_type, profile_id, created
        from hallpass.verify_codes_headless($1, $2, $3, $4, $5)`,
