@@ -27,7 +27,7 @@ describe('app user tokens (APP_JWT_SECRET)', () => {
       insert into public.app_notes (email) values ('ada@example.com'), ('bob@example.com');
       notify pgrst, 'reload schema';`);
   });
-  afterAll(() => server.stop());
+  afterAll(() => server?.stop());
 
   const read = async (token: string) => {
     const { data, error } = await supabaseClient(server.url, anonKey, token).from('app_notes').select('email');

@@ -38,7 +38,7 @@ describe('the Scalekit API over https (TLS_CERT_FILE / TLS_KEY_FILE)', () => {
     server = await startTestServer({ env: { TLS_CERT_FILE: join(dir, 'cert.pem'), TLS_KEY_FILE: join(dir, 'key.pem') } });
   });
   afterAll(async () => {
-    await server.stop();
+    await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

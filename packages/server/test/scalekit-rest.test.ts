@@ -13,7 +13,7 @@ describe('API clients, /oauth/token and the REST shape of the Scalekit API', () 
     expect(await runClientsCommand(server.deps, ['create', '--name', 'shop-backend', '--json'], (l) => lines.push(l))).toBe(0);
     client = JSON.parse(lines[0]!);
   });
-  afterAll(() => server.stop());
+  afterAll(() => server?.stop());
 
   const token = async (body: string, headers: Record<string, string> = {}) =>
     fetch(`${server.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });

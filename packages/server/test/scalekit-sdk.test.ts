@@ -15,7 +15,7 @@ describe('the unmodified @scalekit-sdk/node against Hallpass over http', () => {
   beforeAll(async () => {
     server = await startTestServer({ clock, env: { REDIRECT_ALLOW_LIST: 'http://shop.localhost/', RATE_LIMIT_EMAIL_PER_MINUTE: '100', RATE_LIMIT_EMAIL_PER_HOUR: '1000' } });
   });
-  afterAll(() => server.stop());
+  afterAll(() => server?.stop());
 
   const count = async (sql: string, params: unknown[] = []) => (await server.db.query<{ n: number }>(sql, params)).rows[0]!.n;
 

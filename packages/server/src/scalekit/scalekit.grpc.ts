@@ -97,6 +97,8 @@ export function scalekitGrpcHandler(deps: GrpcDeps): (req: IncomingMessage | Htt
     grpc: true,
     grpcWeb: false,
     connect: false,
+    // Larger than any valid request (30 template variables of 1 KB); the JSON API allows 16 KB.
+    readMaxBytes: 64 * 1024,
     // The SDK sends 20 s deadlines; nothing here waits on SMTP (mail goes through the outbox).
     fallback: (_req, res) => {
       res.writeHead(404, { 'content-type': 'application/grpc', 'grpc-status': String(Code.Unimplemented) });
