@@ -75,7 +75,8 @@ describe('the guide backend against Hallpass', () => {
     await new Promise<void>((resolve) => channel.subscribe((status) => status === 'SUBSCRIBED' && resolve()));
     // Someone else's profile, which the signed-in user must never see.
     await hallpass.db.query(`insert into public.profiles (email) values ('someone-else@example.com')`);
-  });
+    // Starting a server (migrations on PGlite) takes long on a loaded machine.
+  }, 300_000);
   afterAll(async () => {
     await channel?.unsubscribe();
     backend?.kill();

@@ -26,7 +26,8 @@ describe('app user tokens (APP_JWT_SECRET)', () => {
       grant select on public.app_notes to authenticated;
       insert into public.app_notes (email) values ('ada@example.com'), ('bob@example.com');
       notify pgrst, 'reload schema';`);
-  });
+    // Starting a server (migrations on PGlite) takes long on a loaded machine.
+  }, 300_000);
   afterAll(() => server?.stop());
 
   const read = async (token: string) => {
@@ -64,5 +65,5 @@ describe('app user tokens (APP_JWT_SECRET)', () => {
     } finally {
       await plain.stop();
     }
-  });
+  }, 300_000);
 });

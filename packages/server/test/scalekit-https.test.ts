@@ -36,7 +36,8 @@ describe('the Scalekit API over https (TLS_CERT_FILE / TLS_KEY_FILE)', () => {
       '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
     ], { stdio: 'ignore' });
     server = await startTestServer({ env: { TLS_CERT_FILE: join(dir, 'cert.pem'), TLS_KEY_FILE: join(dir, 'key.pem') } });
-  });
+    // Starting a server (migrations on PGlite) takes long on a loaded machine.
+  }, 300_000);
   afterAll(async () => {
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,8 @@ describe('API clients, /oauth/token and the REST shape of the Scalekit API', () 
     const lines: string[] = [];
     expect(await runClientsCommand(server.deps, ['create', '--name', 'shop-backend', '--json'], (l) => lines.push(l))).toBe(0);
     client = JSON.parse(lines[0]!);
-  });
+    // Starting a server (migrations on PGlite) takes long on a loaded machine.
+  }, 300_000);
   afterAll(() => server?.stop());
 
   const token = async (body: string, headers: Record<string, string> = {}) =>

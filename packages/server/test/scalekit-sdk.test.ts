@@ -14,7 +14,8 @@ describe('the unmodified @scalekit-sdk/node against Hallpass over http', () => {
   const clock = manualClock();
   beforeAll(async () => {
     server = await startTestServer({ clock, env: { REDIRECT_ALLOW_LIST: 'http://shop.localhost/', RATE_LIMIT_EMAIL_PER_MINUTE: '100', RATE_LIMIT_EMAIL_PER_HOUR: '1000' } });
-  });
+    // Starting a server (migrations on PGlite) takes long on a loaded machine.
+  }, 300_000);
   afterAll(() => server?.stop());
 
   const count = async (sql: string, params: unknown[] = []) => (await server.db.query<{ n: number }>(sql, params)).rows[0]!.n;
@@ -179,7 +180,7 @@ describe('the unmodified @scalekit-sdk/node against Hallpass over http', () => {
     } finally {
       await limited.stop();
     }
-  });
+  }, 300_000);
 
   it('a failure after the mail was queued is Internal, never Unavailable: the SDK does not retry, one mail goes out', async () => {
     const { scalekit } = await sdkFor(server);
