@@ -55,7 +55,8 @@ describe('the Scalekit API over https (TLS_CERT_FILE / TLS_KEY_FILE)', () => {
       NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem'),
     });
     expect(result).toMatchObject({ email, state: 'over-tls' });
-  });
+    // A child process loading the SDK: slow on a loaded machine.
+  }, 180_000);
 
   it('keeps HTTP/1.1 pages and the realtime WebSocket working on the same https port', async () => {
     const ca = readFileSync(join(dir, 'cert.pem'));

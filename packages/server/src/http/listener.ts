@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createSecureServer, createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { createSecureServer, createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 
 export type RequestHandler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
@@ -17,6 +17,13 @@ export interface Listener {
   url: string;
   /** The server whose `upgrade` events carry WebSocket handshakes (realtime attaches there). */
   upgradeServer: HttpServer;
+  /** Stops accepting connections; resolves once every open one has closed (graceful shutdown). */
+  stopAccepting(): Promise<void>;
+  /** Closes what is idle: HTTP/1.1 keep-alive connections between requests; HTTP/2 sessions get GOAWAY and end after their streams. */
+  closeIdleConnections(): void;
+  /** Cuts every connection now. */
+  closeAllConnections(): void;
+  /** Stops accepting and cuts every connection. */
   close(): Promise<void>;
 }
 
@@ -37,28 +44,37 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
     socket.once('close', () => sockets.delete(socket));
   };
 
+  const sessions = new Set<Http2Session>();
+  const trackSession = (session: Http2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  };
   let front: NetServer;
   let upgradeServer: HttpServer;
+  let http1: HttpServer | undefined;
   if (options.tls) {
     const secure = createSecureServer(
       { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true },
       handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
     );
     secure.on('secureConnection', track);
+    secure.on('session', trackSession);
     front = secure;
     // With allowHTTP1, HTTP/1.1 connections run Node's http machinery on this server, upgrades included.
     upgradeServer = secure as unknown as HttpServer;
   } else {
-    const http1 = createHttpServer(handler as (req: IncomingMessage, res: ServerResponse) => void);
+    const h1 = createHttpServer(handler as (req: IncomingMessage, res: ServerResponse) => void);
     // Longer than the usual load balancer idle timeout (60 s), so the balancer closes idle connections
     // first and never sends a request into one we are closing.
-    http1.keepAliveTimeout = 65_000;
-    const http2 = createHttp2Server(handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
+    h1.keepAliveTimeout = 65_000;
+    const h2 = createHttp2Server(handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
+    h2.on('session', trackSession);
     front = createNetServer((socket) => {
       track(socket);
-      routeByPreface(socket, http1, http2);
+      routeByPreface(socket, h1, h2);
     });
-    upgradeServer = http1;
+    http1 = h1;
+    upgradeServer = h1;
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -70,14 +86,25 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
   });
   const { port } = front.address() as AddressInfo;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  let stopped: Promise<void> | null = null;
+  const stopAccepting = () => (stopped ??= new Promise<void>((resolve) => front.close(() => resolve())));
+  const closeAllConnections = () => {
+    for (const socket of sockets) socket.destroy();
+  };
   return {
     url: `${options.tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${port}`,
     upgradeServer,
-    close: () =>
-      new Promise<void>((resolve) => {
-        front.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
+    stopAccepting,
+    closeIdleConnections() {
+      http1?.closeIdleConnections();
+      for (const session of sessions) session.close();
+    },
+    closeAllConnections,
+    close() {
+      const done = stopAccepting();
+      closeAllConnections();
+      return done;
+    },
   };
 }
 
