@@ -8,7 +8,8 @@ import type { Db, Queryable, QueryResult, Tx } from './types.ts';
  * `dataDir` undefined means in memory (tests).
  */
 export async function openPglite(dataDir?: string): Promise<Db> {
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  // 0700: the database is nobody else's business (PGlite loosens the files inside; see the server's tightenDataDir).
+  if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const pg = await PGlite.create(dataDir ?? 'memory://');
   const wrap = (q: { query: PGlite['query'] }): Queryable => ({
     async query<R extends object>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
