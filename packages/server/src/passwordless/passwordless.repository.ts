@@ -175,8 +175,8 @@ export interface VerifyRules {
 /**
  * Verifies codes in one statement (hallpass.verify_codes over hallpass.verify_code, migrations 0012,
  * 0013 and 0015): per item, lock the request, check it and its address's wrong-code budget, count a
- * wrong code (committed with the refusal) or complete the sign-in. Items run in request-id order, so concurrent batches lock in one order;
- * outcomes come back in the caller's order.
+ * wrong code (committed with the refusal) or complete the sign-in. Items run in request-id order, so
+ * concurrent batches lock in one order; outcomes come back in the caller's order.
  */
 export async function verifyCodes(
   q: Queryable,
