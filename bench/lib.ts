@@ -27,7 +27,10 @@ export async function freePort(): Promise<number> {
 export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   const port = await freePort();
   const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', main, 'serve'], {
+  const nodeArgs = [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', main, 'serve'];
+  // Through sh to raise the soft open-files limit to the hard one (realtime benches hold 10,000+
+  // sockets); exec keeps the child's pid the server's.
+  const child = spawn('sh', ['-c', 'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', process.execPath, ...nodeArgs], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -101,6 +104,11 @@ export function postgresCpuMs(): number {
   const pg = allProcesses().filter((p) => p.comm === 'postgres');
   const pids = new Set(pg.map((p) => p.pid));
   return pg.reduce((sum, p) => sum + p.cpuMs + (pids.has(p.ppid) ? 0 : p.reapedChildrenCpuMs), 0);
+}
+
+/** CPU milliseconds used so far by the given processes (those still running). */
+export function pidsCpuMs(pids: readonly number[]): number {
+  return pids.map((p) => readProcStat(String(p))?.cpuMs ?? 0).reduce((a, b) => a + b, 0);
 }
 
 /** CPU milliseconds this process (the load generator) has used. */
