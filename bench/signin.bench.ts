@@ -188,7 +188,7 @@ async function settleThenWatch(url: string, statements: boolean, started: number
 function baselineStatements(db: Db) {
   return {
     send: createBatcher((items: NewSend[]) => sendRequests(db, items, 60)),
-    verify: createBatcher((items: CodeToVerify[]) => verifyCodes(db, { at: new Date(), maxAttempts: 5, windowSeconds: 600 }, items)),
+    verify: createBatcher((items: CodeToVerify[]) => verifyCodes(db, { at: new Date(), maxAttempts: 5, windowSeconds: 600, budget: { limit: 20, periodSeconds: 86_400 } }, items)),
     mailSent: createBatcher(async (ids: number[]) => {
       await finishMail(db, ids, 'sent');
       return ids;

@@ -8,6 +8,7 @@ import { startOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from '
 import { isLoopbackHost } from './http/client-ip.ts';
 import { createDevMailboxTransport, createSmtpTransport, type MailTransport } from './mail/transports.ts';
 import { deriveServerKeys } from './shared/crypto.ts';
+import { tightenDataDir } from './shared/data-dir.ts';
 import { createChannel, createSignal } from './shared/signal.ts';
 import { loadSecrets } from './sessions/signing-keys.ts';
 import { createPasswordlessBatches } from './passwordless/passwordless.service.ts';
@@ -49,6 +50,12 @@ export interface DepsOverrides {
 /** Builds the dependencies once: database, secrets, keys, mail transport, logger, clock. */
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const log = overrides.log ?? createLogger(config);
+  // Before the database opens, anything group- or world-accessible was left so since the last start
+  // (or by hand): worth a warning. After it opens, PGlite's own chmods are fixed silently.
+  const leftOpen = tightenDataDir(config.dataDir);
+  if (leftOpen.length) {
+    log.warn({ dataDir: config.dataDir, count: leftOpen.length, examples: leftOpen.slice(0, 5) }, 'data dir had group- or world-accessible files; made them private to this user');
+  }
   const db =
     overrides.db ??
     (await openDb({
@@ -60,6 +67,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       onListenerError: (err) => log.warn({ err: err.message }, 'database listener connection lost; reconnecting'),
     }));
   const secrets = await loadSecrets({ dataDir: config.dataDir, secret: config.secret, jwtPrivateKey: config.jwtPrivateKey });
+  tightenDataDir(config.dataDir);
   const print = overrides.print ?? ((line: string) => console.log(line));
   const mailer =
     overrides.mailer ??
@@ -102,6 +110,7 @@ export async function startServer(
   }
   const state: AppState = { ready: false };
   await runMigrations(deps.db, config.appMigrationsDir);
+  tightenDataDir(config.dataDir); // migrations make PGlite write files too
   state.ready = true;
   const outbox = await startOutboxWorker(deps, overrides.outbox);
   const app = createApp(deps, state);

@@ -36,6 +36,7 @@ const envSchema = z.object({
   PASSWORDLESS_TYPE: z.enum(passwordlessTypes).default('LINK_OTP'),
   PASSWORDLESS_EXPIRES_IN: int(60, 3600).default(300),
   PASSWORDLESS_ENFORCE_SAME_BROWSER: bool.default(false),
+  OTP_WRONG_CODES_PER_ADDRESS_PER_DAY: int(1, 10_000).default(20),
   ACCESS_TOKEN_TTL: int(60, 86_400).default(900),
   REFRESH_TOKEN_TTL: int(3600, 365 * 86_400).default(30 * 86_400),
   RATE_LIMIT_EMAIL_PER_MINUTE: int(1, 10_000).default(2),
@@ -88,6 +89,11 @@ export interface Config {
     enforceSameBrowser: boolean;
     maxAttempts: number;
     attemptWindowSeconds: number;
+    /**
+     * Wrong codes one address may try across all its requests per `periodSeconds`, refilling evenly;
+     * past it its codes are refused (links keep working). @default { limit: 20, periodSeconds: 86400 }
+     */
+    addressCodeBudget: { limit: number; periodSeconds: number };
   };
   sessions: { accessTokenTtl: number; refreshTokenTtl: number; refreshReuseGraceSeconds: number };
   /** `clientPer10Minutes`: sends per API client (Scalekit API), which replaces the per-IP rule there. */
@@ -207,6 +213,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       enforceSameBrowser: e.PASSWORDLESS_ENFORCE_SAME_BROWSER,
       maxAttempts: 5,
       attemptWindowSeconds: 600,
+      addressCodeBudget: { limit: e.OTP_WRONG_CODES_PER_ADDRESS_PER_DAY, periodSeconds: 86_400 },
     },
     sessions: { accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, refreshReuseGraceSeconds: 10 },
     rateLimits: {
