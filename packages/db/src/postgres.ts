@@ -5,6 +5,8 @@ export interface PostgresOptions {
   connectionString: string;
   /** Pool size. @default 20 */
   max?: number;
+  /** How long opening a connection may take before it fails. @default 5000 */
+  connectTimeoutMs?: number;
   /** Called when the listener connection fails; it reconnects by itself. */
   onListenerError?: (err: Error) => void;
 }
@@ -14,7 +16,10 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 /** A PostgreSQL server through a node-postgres pool, plus one dedicated LISTEN connection. */
 export async function openPostgres(options: PostgresOptions): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 20 });
+  const max = options.max ?? 20;
+  // A connect that cannot finish (server unreachable, not refusing) fails after this instead of
+  // hanging the request that waits on it.
+  const pool = new pg.Pool({ connectionString: options.connectionString, max, connectionTimeoutMillis: options.connectTimeoutMs ?? 5000 });
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   await pool.query('select 1');
@@ -26,7 +31,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
 
   const connectListener = (): Promise<pg.Client> => {
     connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: options.connectionString });
+      const client = new pg.Client({ connectionString: options.connectionString, connectionTimeoutMillis: options.connectTimeoutMs ?? 5000 });
       client.on('notification', (msg) => {
         for (const l of listeners.get(msg.channel) ?? []) l.onPayload(msg.payload ?? '');
       });
@@ -105,6 +110,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
         }
       };
     },
+    poolStats: () => ({ total: pool.totalCount, inUse: pool.totalCount - pool.idleCount, waiting: pool.waitingCount, max }),
     async close() {
       if (closed) return;
       closed = true;

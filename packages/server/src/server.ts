@@ -13,6 +13,8 @@ import { createChannel, createSignal } from './shared/signal.ts';
 import { loadSecrets } from './sessions/signing-keys.ts';
 import { createPasswordlessBatches } from './passwordless/passwordless.service.ts';
 import { startRealtime, type RealtimeServer } from './realtime/realtime.server.ts';
+import { createMetrics, type Metrics } from './metrics/metrics.ts';
+import { outboxBacklog } from './mail/outbox.repository.ts';
 
 /** Every feature's SQL, in the order the numbers give. */
 export const migrationDirs = [
@@ -43,6 +45,7 @@ export interface DepsOverrides {
   clock?: Clock;
   /** Where dev-mailbox lines go. @default console.log */
   print?: (line: string) => void;
+  metrics?: Metrics;
 }
 
 /** Builds the dependencies once: database, secrets, keys, mail transport, logger, clock. */
@@ -62,6 +65,8 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     overrides.mailer ??
     (config.mail.smtpUrl ? createSmtpTransport(config.mail.smtpUrl) : createDevMailboxTransport(db, print));
   const clock = overrides.clock ?? systemClock;
+  const metrics = overrides.metrics ?? createMetrics();
+  metrics.addSources({ outbox: () => outboxBacklog(db), ...(db.poolStats ? { pool: () => db.poolStats!() } : {}) });
   return {
     config,
     db,
@@ -74,6 +79,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     realtimeWritten: createSignal(),
     clock,
     passwordlessBatches: createPasswordlessBatches({ config, db, clock }),
+    metrics,
   };
 }
 
@@ -82,12 +88,24 @@ export interface RunningServer {
   deps: Deps;
   outbox: OutboxWorker;
   realtime: RealtimeServer;
-  close(): Promise<void>;
+  /** Graceful shutdown; see `startServer`. Calling it again returns the same promise. */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export interface CloseOptions {
+  /** How long requests in flight may take to finish before their connections are cut. @default 8000 */
+  graceMs?: number;
 }
 
 /**
  * Migrates, starts the outbox worker and listens. `config.port` 0 picks a free port (tests).
- * `close` stops accepting, lets the worker finish its round, and closes the database.
+ *
+ * `close` is the graceful shutdown (SIGTERM): /readyz turns 503 at once; the listener closes, so new
+ * connections go to other instances; realtime sockets are closed with 1001 "going away", which makes
+ * supabase-js and @hallpass/client reconnect (through the balancer, to another instance); requests in
+ * flight finish (up to `graceMs`), answered with `Connection: close`, and idle keep-alive connections
+ * are closed as they become idle; the outbox worker finishes what is on the wire and hands the mail
+ * it holds back to the others; then the database closes.
  */
 export async function startServer(
   config: Readonly<Config>,
@@ -99,8 +117,20 @@ export async function startServer(
   state.ready = true;
   const outbox = await startOutboxWorker(deps, overrides.outbox);
   const app = createApp(deps, state);
+  // Responses while shutting down ask the client to reconnect, so keep-alive connections drain.
+  const fetch: typeof app.fetch = async (req, ...rest) => {
+    const res = await app.fetch(req, ...rest);
+    if (!state.ready && !res.headers.has('connection')) {
+      try {
+        res.headers.set('connection', 'close');
+      } catch {
+        // Immutable headers (a proxied Response): the idle sweep below still closes the connection.
+      }
+    }
+    return res;
+  };
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
+    const s = serve({ fetch, hostname: config.host, port: config.port }, () => resolve(s));
   });
   // Longer than the usual load balancer idle timeout (60 s), so the balancer closes idle connections
   // first and never sends a request into one we are closing.
@@ -108,20 +138,62 @@ export async function startServer(
   const realtime = await startRealtime(deps, server as HttpServer);
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  let closing: Promise<void> | null = null;
+  const shutdown = async ({ graceMs = 8000 }: CloseOptions) => {
+    const started = Date.now();
+    state.ready = false;
+    const http = server as HttpServer;
+    const drained = new Promise<void>((resolve) => http.close(() => resolve()));
+    // Connections that finish their last request while we wait are closed as soon as they idle.
+    const sweep = setInterval(() => http.closeIdleConnections(), 50);
+    await realtime.close();
+    let timer: NodeJS.Timeout | undefined;
+    const cut = new Promise<'cut'>((resolve) => (timer = setTimeout(() => resolve('cut'), graceMs)));
+    if ((await Promise.race([drained, cut])) === 'cut') {
+      deps.log.warn({ graceMs }, 'requests still running at the end of the grace period; closing their connections');
+      http.closeAllConnections();
+      await drained;
+    }
+    clearTimeout(timer);
+    clearInterval(sweep);
+    await outbox.stop();
+    await deps.mailer.close();
+    if (!overrides.db) await deps.db.close();
+    deps.log.info({ ms: Date.now() - started }, 'shut down');
+  };
   return {
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     deps,
     outbox,
     realtime,
-    async close() {
-      await realtime.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      });
-      await outbox.stop();
-      await deps.mailer.close();
-      if (!overrides.db) await deps.db.close();
+    close(options = {}) {
+      closing ??= shutdown(options);
+      return closing;
     },
   };
+}
+
+/**
+ * Shuts `server` down gracefully on SIGTERM or SIGINT and exits 0; exits 1 if that takes longer than
+ * `deadlineMs` (orchestrators send SIGKILL after 10 s by default, so we stay under it). A second
+ * signal exits at once.
+ */
+export function exitOnSignals(server: RunningServer, deadlineMs = 9500): void {
+  const stop = (signal: NodeJS.Signals) => {
+    server.deps.log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      server.deps.log.error({ deadlineMs }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, deadlineMs).unref();
+    process.once(signal, () => process.exit(1));
+    server.close({ graceMs: Math.max(1000, deadlineMs - 2500) }).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.deps.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
 }

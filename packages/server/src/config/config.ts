@@ -50,6 +50,8 @@ const envSchema = z.object({
   REALTIME_BROADCASTS_PER_SECOND: int(1, 10_000).default(20),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
+  METRICS_ENABLED: bool.default(true),
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -102,6 +104,12 @@ export interface Config {
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
   restSchemas: readonly string[];
+  /**
+   * Who may read `GET /metrics`: `token` (METRICS_TOKEN set: a matching `Authorization: Bearer`),
+   * `open` (no token, bound to loopback and no proxy in front: only this machine can reach it), or
+   * `off` (METRICS_ENABLED=false, or a public or proxied server without a token).
+   */
+  metrics: { access: 'open' | 'token' | 'off'; token: string | undefined };
 }
 
 export class ConfigError extends Error {
@@ -188,7 +196,21 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
+    metrics: { access: metricsAccess(e.METRICS_ENABLED, e.METRICS_TOKEN, e.HOST, e.TRUST_PROXY), token: e.METRICS_TOKEN },
   });
+}
+
+/**
+ * The /metrics rule. Metrics name no user, but they tell an outsider how busy the server is and how
+ * its limits fire: without a token they are served only where nobody else can ask, i.e. bound to a
+ * loopback address with no proxy in front (a proxy on this machine would forward the public's
+ * requests from 127.0.0.1).
+ */
+function metricsAccess(enabled: boolean, token: string | undefined, host: string, trustProxy: unknown): 'open' | 'token' | 'off' {
+  if (!enabled) return 'off';
+  if (token) return 'token';
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return loopback && !trustProxy ? 'open' : 'off';
 }
 
 /** The config with secrets replaced, for printing. */
@@ -197,6 +219,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     secret: config.secret ? '[redacted]' : undefined,
     jwtPrivateKey: config.jwtPrivateKey ? '[redacted]' : undefined,
+    metrics: { ...config.metrics, token: config.metrics.token ? '[redacted]' : undefined },
     databaseUrl: config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@'),
     mail: { ...config.mail, smtpUrl: config.mail.smtpUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@') },
   };

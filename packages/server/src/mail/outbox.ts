@@ -2,7 +2,7 @@ import { createBatcher, type Queryable } from '@hallpass/db';
 import type { Deps } from '../deps.ts';
 import { seal, unseal } from '../shared/crypto.ts';
 import { renderSignInMail } from './templates.ts';
-import { claimDueMail, finishMail, insertMail, retryMailLater, supersedeMail, type ClaimedMail } from './outbox.repository.ts';
+import { claimDueMail, finishMail, insertMail, releaseMail, retryMailLater, supersedeMail, type ClaimedMail } from './outbox.repository.ts';
 
 /** What a sign-in email needs; sealed at rest because it carries the code and link. */
 export interface SignInMailPayload {
@@ -46,6 +46,8 @@ export interface OutboxWorkerOptions {
   /** First retry delay; doubles per attempt up to `maxBackoffMs`. @default 1000 */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
+  /** How long stop waits for deliveries on the wire. @default 5000 */
+  stopWaitMs?: number;
 }
 
 export interface OutboxWorker {
@@ -61,7 +63,7 @@ export interface OutboxWorker {
  * exponentially; an SMTP outage delays mail but loses none.
  */
 export async function startOutboxWorker(
-  deps: Pick<Deps, 'db' | 'keys' | 'mailer' | 'mailQueued' | 'mailHandoff' | 'config' | 'log' | 'clock'>,
+  deps: Pick<Deps, 'db' | 'keys' | 'mailer' | 'mailQueued' | 'mailHandoff' | 'config' | 'log' | 'clock' | 'metrics'>,
   options: OutboxWorkerOptions = {},
 ): Promise<OutboxWorker> {
   const pollMs = options.pollMs ?? 1000;
@@ -84,7 +86,10 @@ export async function startOutboxWorker(
     const now = deps.clock.now();
     const expiresAt = new Date(payload.expiresAt);
     // A code that no longer works is not worth an email.
-    if (expiresAt <= now) return 'expired';
+    if (expiresAt <= now) {
+      deps.metrics.mailDelivery('expired', 0);
+      return 'expired';
+    }
     // Sign-up or sign-in is decided here, off the request path, so /send does the same work for
     // known and unknown addresses.
     const rendered = renderSignInMail({
@@ -94,10 +99,13 @@ export async function startOutboxWorker(
       expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - now.getTime()) / 60_000)),
       appName: 'Hallpass',
     });
+    const started = performance.now();
     try {
       await deps.mailer.send({ to: mail.to_email, from: deps.config.mail.from, ...rendered, code: payload.code, link: payload.link });
+      deps.metrics.mailDelivery('sent', (performance.now() - started) / 1000);
       return 'sent';
     } catch (err) {
+      deps.metrics.mailDelivery('failed', (performance.now() - started) / 1000);
       const giveUp = mail.attempts >= maxAttempts;
       deps.log.warn({ mailId: mail.id, attempts: mail.attempts, giveUp, err: errorSummary(err) }, 'mail delivery failed');
       if (giveUp) {
@@ -153,9 +161,18 @@ export async function startOutboxWorker(
     }
   };
   const takeHandoff = (mail: ClaimedMail) => {
-    if (stopped) return;
+    if (stopped) return void handBack([mail.id]);
     handedWaiting.push({ mail, at: Date.now() });
     launchWaiting();
+  };
+  // Mail handed over by our sends but not yet on the wire is leased to us: on stop it is given back,
+  // so another instance sends it within its poll interval instead of after the lease.
+  const handBack = async (ids: number[]) => {
+    if (!ids.length) return;
+    await releaseMail(deps.db, ids).then(
+      () => deps.log.info({ mails: ids.length }, 'handed back outbox leases'),
+      (err: unknown) => deps.log.warn({ err: errorSummary(err), mails: ids.length }, 'could not hand back outbox leases'),
+    );
   };
   const round = async (): Promise<number> => {
     let total = 0;
@@ -221,7 +238,10 @@ export async function startOutboxWorker(
       unsubscribeHandoff();
       await unlisten();
       if (running) await running;
-      await Promise.all(inFlight);
+      // Deliveries on the wire may finish; one stuck on a hanging relay stays leased and is taken
+      // again by another instance when its lease runs out.
+      await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, options.stopWaitMs ?? 5000).unref())]);
+      await handBack(handedWaiting.splice(0).map((w) => w.mail.id));
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Claims, Db } from '@hallpass/db';
 import type { Logger } from 'pino';
+import type { Metrics } from '../metrics/metrics.ts';
 import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
 import type { Frame } from './realtime.protocol.ts';
 import { checkVisible, describeTable, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
@@ -77,6 +78,7 @@ export class Hub {
   constructor(
     private readonly db: Db,
     private readonly log: Logger,
+    private readonly metrics: Pick<Metrics, 'realtimeDelivered'>,
   ) {}
 
   /** A postgres_changes binding id, unique on this instance (realtime-js matches events by it). */
@@ -210,7 +212,7 @@ export class Hub {
         }
         const cols = await this.selectable(claims.role, info);
         channel.deliver(row.id, { ref: null, event: 'postgres_changes', payload: { ids, data: changeData(row, info, cols) } });
-        this.stats.delivered++;
+        this.delivered(row, replayed);
       }
     }
   }
@@ -223,8 +225,13 @@ export class Hub {
       if (!channel.broadcastSelf && row.origin === channel.key) continue;
       const meta = replayed ? { id: String(row.id), replayed: true } : { id: String(row.id) };
       channel.deliver(row.id, { ref: null, event: 'broadcast', payload: { type: 'broadcast', event: row.event, payload: row.payload, meta } });
-      this.stats.delivered++;
+      this.delivered(row, replayed);
     }
+  }
+
+  private delivered(row: EventRow, replayed: boolean): void {
+    this.stats.delivered++;
+    this.metrics.realtimeDelivered(1, replayed ? null : (Date.now() - row.created_at.getTime()) / 1000);
   }
 
   /** Channels whose bindings match the change, with the ids of the matching bindings. */
