@@ -41,6 +41,8 @@ export async function startSmtpSink(options: { refuseFirst?: number; port?: numb
       );
     },
   });
+  // A client that dies mid-session (a killed server process) resets its connection: not our error.
+  server.on('error', () => {});
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.server.address() as AddressInfo).port;
   return {

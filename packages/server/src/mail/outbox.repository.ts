@@ -90,3 +90,12 @@ export async function releaseMail(q: Queryable, ids: number[]): Promise<void> {
     [ids],
   );
 }
+
+/** Extends the leases of mail still on the wire, so a slow delivery is not taken again by others. */
+export async function renewMailLeases(q: Queryable, ids: number[], leaseSeconds: number): Promise<void> {
+  await q.query(
+    `update hallpass.mail_outbox set locked_until = now() + make_interval(secs => $2)
+      where id = any($1::bigint[]) and status = 'sending'`,
+    [ids, leaseSeconds],
+  );
+}

@@ -2,7 +2,7 @@ import { createBatcher, type Queryable } from '@hallpass/db';
 import type { Deps } from '../deps.ts';
 import { seal, unseal } from '../shared/crypto.ts';
 import { renderSignInMail } from './templates.ts';
-import { claimDueMail, finishMail, insertMail, releaseMail, retryMailLater, supersedeMail, type ClaimedMail } from './outbox.repository.ts';
+import { claimDueMail, finishMail, insertMail, releaseMail, renewMailLeases, retryMailLater, supersedeMail, type ClaimedMail } from './outbox.repository.ts';
 
 /** What a sign-in email needs; sealed at rest because it carries the code and link. */
 export interface SignInMailPayload {
@@ -73,6 +73,7 @@ export async function startOutboxWorker(
   const maxAttempts = options.maxAttempts ?? 25;
   const baseBackoffMs = options.baseBackoffMs ?? 1000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
+  const messageHost = new URL(deps.config.baseUrl).hostname;
   let stopped = false;
   let running: Promise<number> | null = null;
   let again = false;
@@ -101,7 +102,8 @@ export async function startOutboxWorker(
     });
     const started = performance.now();
     try {
-      await deps.mailer.send({ to: mail.to_email, from: deps.config.mail.from, ...rendered, code: payload.code, link: payload.link });
+      const messageId = `<${mail.auth_request_id}.${mail.id}@${messageHost}>`;
+      await deps.mailer.send({ to: mail.to_email, from: deps.config.mail.from, ...rendered, messageId, code: payload.code, link: payload.link });
       deps.metrics.mailDelivery('sent', (performance.now() - started) / 1000);
       return 'sent';
     } catch (err) {
@@ -142,8 +144,13 @@ export async function startOutboxWorker(
   // Deliveries run detached from the claiming loop: mail queued while others are on the wire is
   // claimed and sent at once, instead of waiting for the slowest of the previous batch.
   const inFlight = new Set<Promise<void>>();
+  // Ids on the wire from this process. Their leases are renewed while they are (a relay can take
+  // longer than a lease, and the SMTP pool queues), so no instance takes them again mid-delivery.
+  const onWire = new Set<number>();
   const launch = (mail: ClaimedMail) => {
+    onWire.add(mail.id);
     const delivery: Promise<void> = deliverAndRecord(mail).finally(() => {
+      onWire.delete(mail.id);
       inFlight.delete(delivery);
       launchWaiting();
     });
@@ -184,7 +191,8 @@ export async function startOutboxWorker(
       const batch = await claimDueMail(deps.db, leaseSeconds, Math.min(batchSize, maxInFlight - inFlight.size));
       if (batch.length === 0) break;
       total += batch.length;
-      for (const mail of batch) launch(mail);
+      // A row of ours whose lease ran out while it was still on the wire is not sent a second time.
+      for (const mail of batch) if (!onWire.has(mail.id)) launch(mail);
     }
     return total;
   };
@@ -217,6 +225,10 @@ export async function startOutboxWorker(
   const unsubscribeHandoff = deps.mailHandoff.subscribe(takeHandoff);
   const unlisten = await deps.db.listen('hallpass_mail_outbox', () => void kick(), () => void kick());
   const timer = setInterval(() => void kick(), pollMs);
+  const renewal = setInterval(() => {
+    if (onWire.size) void renewMailLeases(deps.db, [...onWire], leaseSeconds).catch((err: unknown) => deps.log.warn({ err: errorSummary(err) }, 'could not renew outbox leases'));
+  }, (leaseSeconds * 1000) / 3);
+  renewal.unref();
   timer.unref();
   void kick();
 
@@ -234,6 +246,7 @@ export async function startOutboxWorker(
     async stop() {
       stopped = true;
       clearInterval(timer);
+      clearInterval(renewal);
       unsubscribe();
       unsubscribeHandoff();
       await unlisten();
