@@ -75,6 +75,9 @@ export async function startOutboxWorker(
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
   const messageHost = new URL(deps.config.baseUrl).hostname;
   let stopped = false;
+  let onStop!: () => void;
+  // A round waiting for a free delivery slot also wakes on stop (a delivery may hang on the relay).
+  const stopping = new Promise<void>((resolve) => (onStop = resolve));
   let running: Promise<number> | null = null;
   let again = false;
 
@@ -185,7 +188,7 @@ export async function startOutboxWorker(
     let total = 0;
     while (!stopped) {
       if (inFlight.size >= maxInFlight) {
-        await Promise.race(inFlight);
+        await Promise.race([...inFlight, stopping]);
         continue;
       }
       const batch = await claimDueMail(deps.db, leaseSeconds, Math.min(batchSize, maxInFlight - inFlight.size));
@@ -245,6 +248,7 @@ export async function startOutboxWorker(
     },
     async stop() {
       stopped = true;
+      onStop();
       clearInterval(timer);
       clearInterval(renewal);
       unsubscribe();
