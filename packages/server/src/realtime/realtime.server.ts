@@ -130,10 +130,6 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
     async close() {
       server.off('upgrade', onUpgrade);
       for (const t of timers) clearInterval(t);
-      for (const u of unlisten) await u();
-      await wakeOthers.stop();
-      if (readSoon) clearTimeout(readSoon);
-      await reader.stop();
       // 1001 "going away", as Phoenix sends when a node stops: realtime-js reconnects (through the
       // balancer, to another instance) and rejoins its channels, resuming from the last event it saw.
       const closed = [...wss.clients].map((ws) => new Promise<void>((resolve) => (ws.readyState === ws.CLOSED ? resolve() : ws.once('close', () => resolve()))));
@@ -141,6 +137,11 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
       await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 1000).unref())]);
       for (const s of sockets) s.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
+      // Clients are told first (above); the reader and listeners stop after.
+      for (const u of unlisten) await u();
+      await wakeOthers.stop();
+      if (readSoon) clearTimeout(readSoon);
+      await reader.stop();
     },
   };
 }
