@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
-import { cpuMs, fmt, freePort, jsonClient, ownCpuMs, postgresCpuMs, runLoad, scratchDatabase, smtpCodeSink, startServerProcess } from './lib.ts';
+import { cpuMs, fmt, freePort, fullSignIn, jsonClient, ownCpuMs, postgresCpuMs, runLoad, scratchDatabase, smtpCodeSink, startServerProcess } from './lib.ts';
 
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const perRun = Number(process.env.BENCH_SIGNINS ?? 1500);
@@ -71,20 +71,6 @@ async function startNginx(nginx: string, port: number, upstreams: string[]): Pro
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-type Sink = Awaited<ReturnType<typeof smtpCodeSink>>;
-
-/** One full sign-in through `base`: send, the code by SMTP, verify, read the profile. Returns the cookies. */
-async function signIn(call: ReturnType<typeof jsonClient>, sink: Sink, email: string): Promise<string[]> {
-  const sent = await call('POST', '/api/auth/passwordless/send', { email });
-  if (sent.status !== 200) throw new Error(`send ${sent.status} ${JSON.stringify(sent.body)}`);
-  const code = await sink.code(email);
-  const verified = await call('POST', '/api/auth/passwordless/verify', { authRequestId: sent.body.authRequestId, code });
-  if (verified.status !== 200) throw new Error(`verify ${verified.status} ${JSON.stringify(verified.body)}`);
-  const profile = await call('GET', '/api/profile', undefined, verified.cookies.join('; '));
-  if (profile.status !== 200) throw new Error(`profile ${profile.status}`);
-  return verified.cookies;
 }
 
 const cookieValue = (cookies: string[], name: string) => cookies.find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
@@ -162,10 +148,10 @@ try {
     const front = await startNginx(nginx, nginxPort, instances.slice(0, n).map(upstream));
     const call = jsonClient(front.url, concurrency * 2);
     const run = `${n}-${Date.now()}`;
-    await runLoad(concurrency, concurrency * 3, 10, (i) => signIn(call, sink, `warm-${run}-${i}@example.com`).then(() => {}));
+    await runLoad(concurrency, concurrency * 3, 10, (i) => fullSignIn(call, sink, `warm-${run}-${i}@example.com`).then(() => {}));
     const cpu0 = instances.reduce((s, p) => s + cpuMs(p.child.pid!), 0);
     const [ng0, pg0, load0] = [cpuMs(front.child.pid!), postgresCpuMs(), ownCpuMs()];
-    const r = await runLoad(concurrency, perRun, maxSeconds, (i) => signIn(call, sink, `cluster-${run}-${i}@example.com`).then(() => {}));
+    const r = await runLoad(concurrency, perRun, maxSeconds, (i) => fullSignIn(call, sink, `cluster-${run}-${i}@example.com`).then(() => {}));
     const done = Math.max(1, r.done);
     results.push({
       n,
@@ -196,7 +182,7 @@ try {
 
   // 2. A profile change on A reaches a subscriber on C; and one through nginx's WebSocket upgrade.
   const userEmail = `realtime-${Date.now()}@example.com`;
-  const cookies = await signIn(jsonClient(front.url, 4), sink, userEmail);
+  const cookies = await fullSignIn(jsonClient(front.url, 4), sink, userEmail);
   const token = cookieValue(cookies, 'hallpass-access')!;
   const me = (await jsonClient(front.url, 1)('GET', '/api/profile', undefined, cookies.join('; '))).body.profile as { id: string };
   const onC = await realtimeClient(C.url, token);

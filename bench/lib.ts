@@ -1,10 +1,7 @@
 // Shared bench plumbing: a scratch database, a child server process, latency statistics, CPU time.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { createScratchDatabase } from '@hallpass/db/testing';
 
@@ -15,39 +12,8 @@ export function scratchDatabase(): Promise<{ url: string; drop(): Promise<void> 
   return createScratchDatabase(adminUrl, 'hallpass_bench');
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  s.close();
-  return port;
-}
-
-/** Starts `hallpass serve` in its own process (so its CPU time is its own) and waits until it listens. */
-export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
-  const port = await freePort();
-  const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', main, 'serve'], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('listening')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start: ${out}`);
-    await Promise.race([once(child.stdout!, 'data'), once(child, 'exit')]);
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    child,
-    async stop() {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    },
-  };
-}
+// A child `hallpass serve` (its CPU time its own), shared with the fault tests.
+export { freePort, startServerProcess } from '../packages/server/test/server-process.ts';
 
 interface ProcStat {
   pid: number;
@@ -242,3 +208,18 @@ export async function smtpCodeSink() {
   };
 }
 
+
+/**
+ * One full sign-in: send, the code by SMTP, verify, read the profile (checked to be the address's).
+ * Returns the session cookies.
+ */
+export async function fullSignIn(call: ReturnType<typeof jsonClient>, sink: Awaited<ReturnType<typeof smtpCodeSink>>, email: string): Promise<string[]> {
+  const sent = await call('POST', '/api/auth/passwordless/send', { email });
+  if (sent.status !== 200) throw new Error(`send ${sent.status} ${JSON.stringify(sent.body)}`);
+  const code = await sink.code(email);
+  const verified = await call('POST', '/api/auth/passwordless/verify', { authRequestId: sent.body.authRequestId, code });
+  if (verified.status !== 200) throw new Error(`verify ${verified.status} ${JSON.stringify(verified.body)}`);
+  const profile = await call('GET', '/api/profile', undefined, verified.cookies.join('; '));
+  if (profile.status !== 200 || profile.body.profile.email !== email) throw new Error(`profile ${profile.status}`);
+  return verified.cookies;
+}

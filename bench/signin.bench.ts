@@ -8,7 +8,7 @@ import { finishMail } from '../packages/server/src/mail/outbox.repository.ts';
 import { sendRequests, verifyCodes, type CodeToVerify, type NewSend } from '../packages/server/src/passwordless/passwordless.repository.ts';
 import { selectVisibleProfileStatement } from '../packages/server/src/profiles/profiles.repository.ts';
 import { runIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
-import { cpuMs, fmt, jsonClient, ownCpuMs, postgresCpuMs, runLoad, scratchDatabase, smtpCodeSink, startServerProcess, type RunResult } from './lib.ts';
+import { cpuMs, fmt, fullSignIn, jsonClient, ownCpuMs, postgresCpuMs, runLoad, scratchDatabase, smtpCodeSink, startServerProcess, type RunResult } from './lib.ts';
 
 const levels = (process.env.BENCH_CONCURRENCY ?? '8,32,128').split(',').map(Number);
 const perLevel = Number(process.env.BENCH_SIGNINS ?? 2000);
@@ -34,16 +34,7 @@ async function measureOurs(): Promise<Map<number, RunResult & { cpuPerSignIn: nu
     for (const concurrency of levels) {
       const call = jsonClient(server.url, concurrency * 2);
       const run = `${concurrency}-${Date.now()}`;
-      const signIn = async (i: number) => {
-        const email = `bench-${run}-${i}@example.com`;
-        const sent = await call('POST', '/api/auth/passwordless/send', { email });
-        if (sent.status !== 200) throw new Error(`send ${sent.status} ${JSON.stringify(sent.body)}`);
-        const code = await sink.code(email);
-        const verified = await call('POST', '/api/auth/passwordless/verify', { authRequestId: sent.body.authRequestId, code });
-        if (verified.status !== 200) throw new Error(`verify ${verified.status} ${JSON.stringify(verified.body)}`);
-        const profile = await call('GET', '/api/profile', undefined, verified.cookies.join('; '));
-        if (profile.status !== 200 || profile.body.profile.email !== email) throw new Error(`profile ${profile.status}`);
-      };
+      const signIn = (i: number) => fullSignIn(call, sink, `bench-${run}-${i}@example.com`).then(() => {});
       await runLoad(concurrency, concurrency * 4, 10, (i) => signIn(-i - 1)); // warm-up
       const [cpu0, pg0, load0] = [cpuMs(server.child.pid!), postgresCpuMs(), ownCpuMs()];
       const r = await runLoad(concurrency, perLevel, maxSeconds, signIn);

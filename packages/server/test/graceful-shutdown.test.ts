@@ -1,14 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
-import { createTestDatabase, testBackend, type TestDatabase } from '@hallpass/db/testing';
+import { testBackend } from '@hallpass/db/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { MailTransport } from '../src/mail/transports.ts';
 import { startTestServer, uniqueEmail } from './harness.ts';
 import { RawSocket } from './realtime-helpers.ts';
-import { startServerProcess, type ServerProcess } from './server-process.ts';
-import { startSmtpSink } from './smtp-sink.ts';
+import { processFixture, startServerProcess, type ServerProcess } from './server-process.ts';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -42,23 +38,11 @@ describe('graceful shutdown', () => {
   it.runIf(testBackend() === 'postgres')(
     'SIGTERM: stops accepting, finishes requests in flight, closes realtime with 1001, exits within 10 s; a rolling restart under load loses no sign-in',
     async () => {
-      const t: TestDatabase = await createTestDatabase();
-      cleanup.push(t.drop);
-      const sink = await startSmtpSink();
-      cleanup.push(sink.close);
-      const dataDir = mkdtempSync(join(tmpdir(), 'hallpass-rolling-'));
-      cleanup.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-      const env = {
-        DATABASE_URL: t.url!,
-        SMTP_URL: sink.url,
-        DEV_MAILBOX: 'false',
-        HALLPASS_SECRET: 'a-test-secret-that-is-long-enough-for-hallpass',
-        HALLPASS_DATA_DIR: dataDir,
-        RATE_LIMIT_IP_PER_10_MINUTES: '100000',
+      const { t, sink, env } = await processFixture(cleanup, {
         DATABASE_POOL_SIZE: '10',
         // One public origin for the three, as behind a balancer.
         APP_BASE_URL: 'http://127.0.0.1',
-      };
+      });
       // One after another: the first writes the signing key into the shared data dir.
       const instances: ServerProcess[] = [];
       for (let i = 0; i < 3; i++) instances.push(await startServerProcess(env));

@@ -1,11 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { ParsedMail } from 'mailparser';
-import { createTestDatabase, testBackend, type TestDatabase } from '@hallpass/db/testing';
+import { testBackend } from '@hallpass/db/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startSmtpSink } from './smtp-sink.ts';
-import { startServerProcess, type ServerProcess } from './server-process.ts';
+import { processFixture, startServerProcess, type ServerProcess } from './server-process.ts';
 
 const recipient = (m: ParsedMail) => (Array.isArray(m.to) ? m.to[0] : m.to)?.value[0]?.address ?? '';
 
@@ -18,23 +14,11 @@ describe.skipIf(testBackend() !== 'postgres')('fault: kill -9 during 200 concurr
   });
 
   it('leaves nothing half-written, sends every queued mail exactly once, and every session answered 200 still works', async () => {
-    const t: TestDatabase = await createTestDatabase();
-    cleanup.push(t.drop);
-    const sink = await startSmtpSink();
-    cleanup.push(sink.close);
-    const dataDir = mkdtempSync(join(tmpdir(), 'hallpass-kill-'));
-    cleanup.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-    const env = {
-      DATABASE_URL: t.url!,
-      SMTP_URL: sink.url,
-      DEV_MAILBOX: 'false',
-      HALLPASS_SECRET: 'a-test-secret-that-is-long-enough-for-hallpass',
-      HALLPASS_DATA_DIR: dataDir,
+    const { t, sink, env } = await processFixture(cleanup, {
       // Mail the killed process had leased is taken again after this.
       MAIL_LEASE_SECONDS: '5',
-      RATE_LIMIT_IP_PER_10_MINUTES: '100000',
       DATABASE_POOL_SIZE: '20',
-    };
+    });
     let server: ServerProcess = await startServerProcess(env);
     const base = server.url;
     let restarted!: () => void;

@@ -1,7 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createTestDatabase, type TestDatabase } from '@hallpass/db/testing';
+import { startSmtpSink } from './smtp-sink.ts';
 
 const mainTs = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
@@ -30,7 +35,7 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>, port?: number): Promise<ServerProcess> {
   const p = port ?? (await freePort());
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', mainTs, 'serve'], {
-    env: { ...process.env, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(p), APP_BASE_URL: `http://127.0.0.1:${p}`, LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(p), APP_BASE_URL: `http://127.0.0.1:${p}`, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -54,4 +59,27 @@ export async function startServerProcess(env: Record<string, string>, port?: num
       return { code, ms: performance.now() - started };
     },
   };
+}
+
+/**
+ * What server processes on the PostgreSQL backend share: a fresh database, an SMTP sink and a data
+ * dir, and the env that points them there (`extra` added). Undone by the functions pushed onto `cleanup`.
+ */
+export async function processFixture(cleanup: Array<() => Promise<unknown>>, extra: Record<string, string> = {}) {
+  const t: TestDatabase = await createTestDatabase();
+  cleanup.push(t.drop);
+  const sink = await startSmtpSink();
+  cleanup.push(sink.close);
+  const dataDir = mkdtempSync(join(tmpdir(), 'hallpass-proc-'));
+  cleanup.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+  const env = {
+    DATABASE_URL: t.url!,
+    SMTP_URL: sink.url,
+    DEV_MAILBOX: 'false',
+    HALLPASS_SECRET: 'a-test-secret-that-is-long-enough-for-hallpass',
+    HALLPASS_DATA_DIR: dataDir,
+    RATE_LIMIT_IP_PER_10_MINUTES: '100000',
+    ...extra,
+  };
+  return { t, sink, env };
 }

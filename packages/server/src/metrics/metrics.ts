@@ -56,6 +56,8 @@ export function createMetrics(): Metrics {
   const sources: ScrapeSources = {};
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Counter<L>({ name, help, labelNames, registers: [registry] });
+  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Histogram<L>({ name, help, labelNames, buckets: latencyBuckets, registers: [registry] });
 
   const sends = counter('hallpass_passwordless_sends_total', 'Passwordless sends by outcome (ok or the error code).', ['outcome']);
   const verifies = counter('hallpass_passwordless_verifies_total', 'Code and link verifies by outcome (ok or the error code).', ['outcome']);
@@ -68,27 +70,14 @@ export function createMetrics(): Metrics {
   const mailAttempts = counter('hallpass_mail_delivery_attempts_total', 'Mail handed to the transport (each retry counts).');
   const mailFailures = counter('hallpass_mail_delivery_failures_total', 'Mail deliveries the transport refused or could not make.');
   const mailExpired = counter('hallpass_mail_expired_total', 'Queued mail dropped because its code expired before delivery.');
-  const mailSeconds = new Histogram({
-    name: 'hallpass_mail_delivery_duration_seconds',
-    help: 'Time the transport took to accept a mail (SMTP round trip).',
-    buckets: latencyBuckets,
-    registers: [registry],
-  });
+  const mailSeconds = histogram('hallpass_mail_delivery_duration_seconds', 'Time the transport took to accept a mail (SMTP round trip).');
   const rtDeliveries = counter('hallpass_realtime_deliveries_total', 'Realtime events sent to a channel.');
-  const rtLatency = new Histogram({
-    name: 'hallpass_realtime_commit_to_send_seconds',
-    help: 'From the commit of a change or broadcast to its frame leaving this instance, per event.',
-    buckets: latencyBuckets,
-    registers: [registry],
-  });
+  const rtLatency = histogram(
+    'hallpass_realtime_commit_to_send_seconds',
+    'From the commit of a change or broadcast to its frame leaving this instance, per event.',
+  );
   const restRequests = counter('hallpass_rest_requests_total', 'Data API (/rest/v1) requests by method and status.', ['method', 'status']);
-  const restSeconds = new Histogram({
-    name: 'hallpass_rest_request_duration_seconds',
-    help: 'Data API (/rest/v1) request duration by method.',
-    labelNames: ['method'],
-    buckets: latencyBuckets,
-    registers: [registry],
-  });
+  const restSeconds = histogram('hallpass_rest_request_duration_seconds', 'Data API (/rest/v1) request duration by method.', ['method']);
   const httpResponses = counter('hallpass_http_responses_total', 'HTTP responses by status code.', ['status']);
   const dbUnavailable = counter('hallpass_database_unavailable_total', 'Requests answered 503 database_unavailable.');
 
