@@ -90,7 +90,7 @@ describe('GET /metrics', () => {
 
 describe('who may read /metrics', () => {
   it('is open on a loopback address with no proxy in front, off when public or proxied without a token', () => {
-    const base = { NODE_ENV: 'test' };
+    const base = { NODE_ENV: 'test', DEV_MAILBOX: 'false' };
     expect(loadConfig({ ...base, HOST: '127.0.0.1' }).metrics.access).toBe('open');
     expect(loadConfig({ ...base, HOST: '::1' }).metrics.access).toBe('open');
     expect(loadConfig({ ...base, HOST: '0.0.0.0' }).metrics.access).toBe('off');
@@ -104,7 +104,7 @@ describe('who may read /metrics', () => {
     const token = 'metrics-token-0123456789abcdef';
     const appFor = (env: Record<string, string>) =>
       new Hono()
-        .route('/', metricsRoutes({ config: loadConfig({ NODE_ENV: 'test', ...env }), metrics: createMetrics() }))
+        .route('/', metricsRoutes({ config: loadConfig({ NODE_ENV: 'test', DEV_MAILBOX: 'false', ...env }), metrics: createMetrics() }))
         .onError((err, c) => c.json({ code: (err as AppError).code }, (err as AppError).status as 401));
     const guarded = appFor({ METRICS_TOKEN: token });
     const none = await guarded.request('/metrics');
