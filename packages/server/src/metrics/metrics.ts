@@ -41,9 +41,24 @@ export interface Metrics {
   databaseUnavailable(): void;
   /** Adds figures read at scrape time (the realtime server registers its own once started). */
   addSources(sources: ScrapeSources): void;
-  /** The Prometheus text exposition of everything above plus the process defaults. */
+  /** The Prometheus text exposition of the process's figures and this instance's. */
   scrape(): Promise<string>;
   readonly contentType: string;
+}
+
+/**
+ * The process's own figures (CPU, memory, GC, event-loop lag) are one per process however many
+ * servers it runs (tests run several), and collecting them starts timers that live as long as the
+ * process: one registry for them, made on first use, whose text is prepended to each instance's.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    // process_* and nodejs_* under their standard names.
+    collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: 20 });
+  }
+  return processRegistry;
 }
 
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -51,8 +66,7 @@ const restMethods = new Set(['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'O
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  // process_* and nodejs_* (CPU, memory, handles, GC, event-loop lag) under their standard names.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  const perProcess = processMetrics();
   const sources: ScrapeSources = {};
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Counter<L>({ name, help, labelNames, registers: [registry] });
@@ -164,7 +178,7 @@ export function createMetrics(): Metrics {
     httpResponse: (status) => httpResponses.inc({ status: String(status) }),
     databaseUnavailable: () => dbUnavailable.inc(),
     addSources: (more) => void Object.assign(sources, more),
-    scrape: () => registry.metrics(),
+    scrape: async () => `${await perProcess.metrics()}\n${await registry.metrics()}`,
     contentType: registry.contentType,
   };
 }
