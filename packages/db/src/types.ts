@@ -32,6 +32,12 @@ export interface Db extends Queryable {
   listen(channel: string, onPayload: (payload: string) => void, onReconnect?: () => void): Promise<Unlisten>;
   /** Connection pool figures for metrics; absent where there is no pool (PGlite is one connection). */
   poolStats?(): PoolStats;
+  /**
+   * Embedded database only: its data directory as an uncompressed tar (PGlite's `dumpDataDir`),
+   * taken where the database runs (its worker thread), consistent with every committed statement.
+   * A server is backed up with its own tools (pg_dump).
+   */
+  dumpDataDir?(): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 

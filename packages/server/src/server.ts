@@ -1,6 +1,4 @@
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import { coreMigrationsDir, loadMigrations, migrate, openDb, type Db } from '@hallpass/db';
 import { pino, type Logger } from 'pino';
 import { createApp, type AppState } from './app.ts';
@@ -16,11 +14,13 @@ import { createPasswordlessBatches } from './passwordless/passwordless.service.t
 import { startRealtime, type RealtimeServer } from './realtime/realtime.server.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { outboxBacklog } from './mail/outbox.repository.ts';
+import { listen } from './http/listener.ts';
+import { grpcPathPrefix, scalekitGrpcHandler } from './scalekit/scalekit.grpc.ts';
 
 /** Every feature's SQL, in the order the numbers give. */
 export const migrationDirs = [
   coreMigrationsDir,
-  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime', 'rest'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
+  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime', 'rest', 'scalekit'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
 /** Applies Hallpass's migrations and, when configured, the app's own (numbers 0020 and up). */
@@ -58,6 +58,8 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
       poolSize: config.databasePoolSize,
+      pgliteThread: config.pgliteThread,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
       onListenerError: (err) => log.warn({ err: err.message }, 'database listener connection lost; reconnecting'),
     }));
   const secrets = await loadSecrets({ dataDir: config.dataDir, secret: config.secret, jwtPrivateKey: config.jwtPrivateKey });
@@ -104,7 +106,7 @@ export interface CloseOptions {
  * `close` is the graceful shutdown (SIGTERM): /readyz turns 503 at once; the listener closes, so new
  * connections go to other instances; realtime sockets are closed with 1001 "going away", which makes
  * supabase-js and @hallpass/client reconnect (through the balancer, to another instance); requests in
- * flight finish (up to `graceMs`), answered with `Connection: close`, and idle keep-alive connections
+ * flight finish (up to `graceMs`), and idle keep-alive connections
  * are closed as they become idle; the outbox worker finishes what is on the wire and hands the mail
  * it holds back to the others; then the database closes.
  */
@@ -121,41 +123,27 @@ export async function startServer(
   state.ready = true;
   const outbox = await startOutboxWorker(deps, overrides.outbox);
   const app = createApp(deps, state);
-  // Responses while shutting down ask the client to reconnect, so keep-alive connections drain.
-  const fetch: typeof app.fetch = async (req, ...rest) => {
-    const res = await app.fetch(req, ...rest);
-    if (!state.ready && !res.headers.has('connection')) {
-      try {
-        res.headers.set('connection', 'close');
-      } catch {
-        // Immutable headers (a proxied Response): the idle sweep below still closes the connection.
-      }
-    }
-    return res;
-  };
-  const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch, hostname: config.host, port: config.port }, () => resolve(s));
-  });
-  // Longer than the usual load balancer idle timeout (60 s), so the balancer closes idle connections
-  // first and never sends a request into one we are closing.
-  if ('keepAliveTimeout' in server) server.keepAliveTimeout = 65_000;
-  const realtime = await startRealtime(deps, server as HttpServer);
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  // One port: the app over HTTP/1.1 and HTTP/2, and Scalekit's gRPC service for its SDK (HTTP/2).
+  const appListener = getRequestListener(app.fetch, { hostname: config.host });
+  const grpc = scalekitGrpcHandler(deps);
+  const listener = await listen({ host: config.host, port: config.port, tls: config.tls }, (req, res) =>
+    req.url?.startsWith(grpcPathPrefix) ? grpc(req, res) : appListener(req as never, res as never),
+  );
+  const realtime = await startRealtime(deps, listener.upgradeServer);
   let closing: Promise<void> | null = null;
   const shutdown = async ({ graceMs = 8000 }: CloseOptions) => {
     const started = Date.now();
     state.ready = false;
-    const http = server as HttpServer;
-    const drained = new Promise<void>((resolve) => http.close(() => resolve()));
-    // Connections that finish their last request while we wait are closed as soon as they idle.
-    const sweep = setInterval(() => http.closeIdleConnections(), 50);
+    const drained = listener.stopAccepting();
+    // Connections that finish their last request while we wait are closed as soon as they idle
+    // (HTTP/2 sessions get GOAWAY and end after their streams).
+    const sweep = setInterval(() => listener.closeIdleConnections(), 50);
     await realtime.close();
     let timer: NodeJS.Timeout | undefined;
     const cut = new Promise<'cut'>((resolve) => (timer = setTimeout(() => resolve('cut'), graceMs)));
     if ((await Promise.race([drained, cut])) === 'cut') {
       deps.log.warn({ graceMs }, 'requests still running at the end of the grace period; closing their connections');
-      http.closeAllConnections();
+      listener.closeAllConnections();
       await drained;
     }
     clearTimeout(timer);
@@ -166,7 +154,7 @@ export async function startServer(
     deps.log.info({ ms: Date.now() - started }, 'shut down');
   };
   return {
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    url: listener.url,
     deps,
     outbox,
     realtime,
