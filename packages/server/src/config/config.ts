@@ -59,6 +59,8 @@ const envSchema = z.object({
   REALTIME_BROADCASTS_PER_SECOND: int(1, 10_000).default(20),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
+  METRICS_ENABLED: bool.default(true),
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
   REST_MAX_ROWS: int(1, 1_000_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -130,6 +132,12 @@ export interface Config {
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
   restSchemas: readonly string[];
+  /**
+   * Who may read `GET /metrics`: `token` (METRICS_TOKEN set: a matching `Authorization: Bearer`),
+   * `open` (no token, bound to loopback and no proxy in front: only this machine can reach it), or
+   * `off` (METRICS_ENABLED=false, or a public or proxied server without a token).
+   */
+  metrics: { access: 'open' | 'token' | 'off'; token: string | undefined };
   /** The most rows one `/rest/v1` read or rpc answers (PostgREST's max_rows). @default 1000 */
   restMaxRows: number;
   /**
@@ -239,9 +247,22 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
+    metrics: { access: metricsAccess(e.METRICS_ENABLED, e.METRICS_TOKEN, e.HOST, trustProxy !== false), token: e.METRICS_TOKEN },
     restMaxRows: e.REST_MAX_ROWS,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
   });
+}
+
+/**
+ * The /metrics rule. Metrics name no user, but they tell an outsider how busy the server is and how
+ * its limits fire: without a token they are served only where nobody else can ask, i.e. bound to a
+ * loopback address with no proxy in front (a proxy on this machine would forward the public's
+ * requests from 127.0.0.1).
+ */
+function metricsAccess(enabled: boolean, token: string | undefined, host: string, behindProxy: boolean): 'open' | 'token' | 'off' {
+  if (!enabled) return 'off';
+  if (token) return 'token';
+  return isLoopbackHost(host) && !behindProxy ? 'open' : 'off';
 }
 
 /** The config with secrets replaced, for printing. */
@@ -250,6 +271,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     secret: config.secret ? '[redacted]' : undefined,
     jwtPrivateKey: config.jwtPrivateKey ? '[redacted]' : undefined,
+    metrics: { ...config.metrics, token: config.metrics.token ? '[redacted]' : undefined },
     appJwtSecret: config.appJwtSecret ? '[redacted]' : undefined,
     databaseUrl: config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@'),
     mail: { ...config.mail, smtpUrl: config.mail.smtpUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@') },
