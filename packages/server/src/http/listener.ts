@@ -49,6 +49,10 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   };
+  // HTTP/1.1 sockets and their requests in flight. This server never listens itself (connections are
+  // handed to it), and Node's own closeIdleConnections() only knows a listening server's connections.
+  const inFlight = new Map<Socket, number>();
+  let draining = false;
   let front: NetServer;
   let upgradeServer: HttpServer;
   let http1: HttpServer | undefined;
@@ -67,6 +71,7 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
     // Longer than the usual load balancer idle timeout (60 s), so the balancer closes idle connections
     // first and never sends a request into one we are closing.
     h1.keepAliveTimeout = 65_000;
+    trackRequests(h1, inFlight, () => draining);
     const h2 = createHttp2Server(handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
     h2.on('session', trackSession);
     front = createNetServer((socket) => {
@@ -96,7 +101,10 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
     upgradeServer,
     stopAccepting,
     closeIdleConnections() {
+      // From now on every answer says `Connection: close`, and a connection is closed when idle.
+      draining = true;
       http1?.closeIdleConnections();
+      for (const [socket, requests] of inFlight) if (requests === 0) socket.destroy();
       for (const session of sessions) session.close();
     },
     closeAllConnections,
@@ -106,6 +114,32 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
       return done;
     },
   };
+}
+
+/**
+ * Counts each HTTP/1.1 connection's requests in flight (a WebSocket upgrade leaves the count: realtime
+ * owns that socket); while draining, answers carry `Connection: close` and a connection whose last
+ * request finished is closed.
+ */
+function trackRequests(server: HttpServer, inFlight: Map<Socket, number>, draining: () => boolean): void {
+  server.on('connection', (socket: Socket) => {
+    inFlight.set(socket, 0);
+    socket.once('close', () => inFlight.delete(socket));
+  });
+  server.on('upgrade', (req: IncomingMessage) => inFlight.delete(req.socket));
+  // Before the app's handler, so the header is set before it writes.
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    if (!inFlight.has(socket)) return;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    if (draining()) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      if (!inFlight.has(socket)) return;
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      inFlight.set(socket, left);
+      if (left === 0 && draining()) socket.destroySoon();
+    });
+  });
 }
 
 /**

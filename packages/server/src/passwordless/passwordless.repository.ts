@@ -214,9 +214,15 @@ function toOutcome(row: Record<string, unknown>): VerifyCodeOutcome {
   if (outcome === 'ok') {
     return { outcome, signIn: toSignInRow(row), state: row.state as string | null, redirectTo: row.redirect_to as string | null };
   }
+  return refusal(row);
+}
+
+/** A refused code verify's row (either door) as its outcome. */
+function refusal(row: Record<string, unknown>): Exclude<VerifyCodeOutcome, { outcome: 'ok' }> {
+  const outcome = row.outcome as string;
   if (outcome === 'otp_invalid') return { outcome, attemptsRemaining: row.attempts_remaining as number };
   if (outcome === 'too_many_attempts') return row.retry_after === null ? { outcome } : { outcome, retryAfter: row.retry_after as number };
-  return { outcome } as VerifyCodeOutcome;
+  return { outcome } as Exclude<VerifyCodeOutcome, { outcome: 'ok' }>;
 }
 
 function toSignInRow(row: Record<string, unknown>): SignInRow {
@@ -261,8 +267,7 @@ export interface HeadlessSignIn {
 
 export type HeadlessCodeOutcome =
   | { outcome: 'ok'; signIn: HeadlessSignIn }
-  | { outcome: 'auth_request_not_found' | 'auth_request_used' | 'too_many_attempts' | 'otp_expired' }
-  | { outcome: 'otp_invalid'; attemptsRemaining: number };
+  | Exclude<VerifyCodeOutcome, { outcome: 'ok' }>;
 
 export interface HeadlessCodeToVerify {
   authRequestId: string;
@@ -286,24 +291,23 @@ function toHeadlessSignIn(row: Record<string, unknown>): HeadlessSignIn {
  */
 export async function verifyCodesHeadless(
   q: Queryable,
-  common: { at: Date; maxAttempts: number; windowSeconds: number },
+  common: VerifyRules,
   items: readonly HeadlessCodeToVerify[],
 ): Promise<HeadlessCodeOutcome[]> {
   const order = byRequestId(items);
+  // The same checks as verifyCodes, budget included (hallpass.check_code, migration 0020).
   const { rows } = await q.query<Record<string, unknown>>(
-    `select item, outcome, attempts_remaining, email, state, passwordless_type, profile_id, created
-       from hallpass.verify_codes_headless($1, $2, $3, $4, $5)`,
-    [order.map((i) => items[i]!.authRequestId), order.map((i) => items[i]!.presented), common.at, common.maxAttempts, common.windowSeconds],
+    `select item, outcome, attempts_remaining, retry_after, email, state, passwordless_type, profile_id, created
+       from hallpass.verify_codes_headless($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      order.map((i) => items[i]!.authRequestId), order.map((i) => items[i]!.presented), common.at, common.maxAttempts, common.windowSeconds,
+      common.budget.limit, common.budget.periodSeconds,
+    ],
   );
   const outcomes: HeadlessCodeOutcome[] = new Array(items.length);
   for (const row of rows) {
-    const outcome = row.outcome as string;
     outcomes[order[(row.item as number) - 1]!] =
-      outcome === 'ok'
-        ? { outcome, signIn: toHeadlessSignIn(row) }
-        : outcome === 'otp_invalid'
-          ? { outcome, attemptsRemaining: row.attempts_remaining as number }
-          : ({ outcome } as HeadlessCodeOutcome);
+      row.outcome === 'ok' ? { outcome: 'ok', signIn: toHeadlessSignIn(row) } : (refusal(row) as HeadlessCodeOutcome);
   }
   return outcomes;
 }

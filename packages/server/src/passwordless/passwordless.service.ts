@@ -98,7 +98,7 @@ export function createPasswordlessBatches(deps: Pick<Deps, 'config' | 'db' | 'cl
     send: createBatcher((items) => sendRequests(deps.db, items, deps.config.mail.leaseSeconds), { name: 'send' }),
     verify: createBatcher((items) => verifyCodes(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds, budget: addressCodeBudget }, items), { name: 'verify' }),
     verifyHeadless: createBatcher(
-      (items) => verifyCodesHeadless(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds }, items),
+      (items) => verifyCodesHeadless(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds, budget: addressCodeBudget }, items),
       { name: 'verify-headless' },
     ),
   };
@@ -271,17 +271,22 @@ export async function verifyCode(deps: PwDeps, input: { authRequestId: string; c
     presented: digest(deps.keys, `code:${input.authRequestId}`, input.code),
     ...signInWrite(prepared, ctx),
   });
-  if (result.outcome === 'otp_invalid') throw new AppError('otp_invalid', { details: { attemptsRemaining: result.attemptsRemaining } });
-  if (result.outcome === 'too_many_attempts' && result.retryAfter !== undefined) {
-    // The address's wrong-code budget is spent (someone may be guessing): codes wait, links still work.
-    throw new AppError('too_many_attempts', { retryAfter: result.retryAfter, message: addressBudgetMessage });
-  }
-  if (result.outcome !== 'ok') throw new AppError(result.outcome);
+  if (result.outcome !== 'ok') throw codeRefused(result);
   deps.realtimeWritten.wake();
   return finishSignIn(deps, result.signIn, prepared.refreshToken, result);
 }
 
 const addressBudgetMessage = 'Too many wrong codes for this address. Use the link in the email, or try a code again later.';
+
+/** The error for a refused code, from either front door. */
+function codeRefused(result: Exclude<VerifyCodeOutcome, { outcome: 'ok' }>): AppError {
+  if (result.outcome === 'otp_invalid') return new AppError('otp_invalid', { details: { attemptsRemaining: result.attemptsRemaining } });
+  if (result.outcome === 'too_many_attempts' && result.retryAfter !== undefined) {
+    // The address's wrong-code budget is spent (someone may be guessing): codes wait, links still work.
+    return new AppError('too_many_attempts', { retryAfter: result.retryAfter, message: addressBudgetMessage });
+  }
+  return new AppError(result.outcome);
+}
 
 /** What the link page may show before anything is consumed. */
 export type LinkPreview =
@@ -363,8 +368,7 @@ export async function verifyCodeHeadless(deps: PwDeps, input: { authRequestId: s
     authRequestId: input.authRequestId,
     presented: digest(deps.keys, `code:${input.authRequestId}`, input.code),
   });
-  if (result.outcome === 'otp_invalid') throw new AppError('otp_invalid', { details: { attemptsRemaining: result.attemptsRemaining } });
-  if (result.outcome !== 'ok') throw new AppError(result.outcome);
+  if (result.outcome !== 'ok') throw codeRefused(result);
   return result.signIn;
 }
 
