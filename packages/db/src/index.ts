@@ -6,6 +6,6 @@ export { openPostgres } from './postgres.ts';
 export type { PostgresOptions } from './postgres.ts';
 export { asUser, asService, setClaims, resetRole, dbRoles } from './roles.ts';
 export type { Claims, DbRole } from './roles.ts';
-export { migrate, loadMigrations, coreMigrationsDir } from './migrate.ts';
-export type { Migration } from './migrate.ts';
+export { migrate, loadMigrations, migrationStatus, migrationChecksum, coreMigrationsDir } from './migrate.ts';
+export type { Migration, MigrationSource, MigrationStatus } from './migrate.ts';
 export { createBatcher } from './batch.ts';

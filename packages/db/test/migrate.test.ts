@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser, coreMigrationsDir, loadMigrations, migrate, openPostgres } from '../src/index.ts';
+import { asUser, coreMigrationsDir, loadMigrations, migrate, migrationStatus, openPostgres } from '../src/index.ts';
 import { createTestDatabase, testBackend, type TestDatabase } from '../src/testing.ts';
 
 let t: TestDatabase;
@@ -86,5 +86,53 @@ describe('claims helpers', () => {
       tx.query('select auth.uid() as uid, auth.email() as email, auth.role() as role, current_user as who'),
     );
     expect(rows[0]).toEqual({ uid: sub, email: 'a@example.com', role: 'authenticated', who: 'authenticated' });
+  });
+});
+
+describe('namespaces', () => {
+  it('numbers Hallpass and app migrations apart: both may use 0020', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const core = scratchDir({ '0020_core_later.sql': 'create table hallpass.core_later (n int);' });
+      const app = scratchDir({ '0020_app_first.sql': 'create table public.app_first (n int);' });
+      const all = [...loadMigrations([coreMigrationsDir, core]), ...loadMigrations([app], 'app')];
+      expect(await migrate(fresh.db, all)).toEqual(['0001_roles_and_claims.sql', '0020_core_later.sql', '0020_app_first.sql']);
+      const { rows } = await fresh.db.query('select source, version, name from hallpass.schema_migrations order by source, version');
+      expect(rows).toEqual([
+        { source: 'app', version: 20, name: '0020_app_first.sql' },
+        { source: 'hallpass', version: 1, name: '0001_roles_and_claims.sql' },
+        { source: 'hallpass', version: 20, name: '0020_core_later.sql' },
+      ]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('upgrades a table written before namespaces: app rows (0020 and up) keep their number and are not re-applied', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const app = scratchDir({ '0020_offers.sql': 'create table public.offers_legacy (n int);' });
+      const appMigrations = loadMigrations([app], 'app');
+      const coreOnly = loadMigrations([coreMigrationsDir]);
+      // What the runner before namespaces left: one numbering, version the only key.
+      await fresh.db.exec(`create schema hallpass; create table hallpass.schema_migrations (
+        version integer primary key, name text not null, checksum text not null, applied_at timestamptz not null default now())`);
+      await fresh.db.exec(coreOnly[0]!.sql + appMigrations[0]!.sql);
+      for (const m of [coreOnly[0]!, appMigrations[0]!]) {
+        await fresh.db.query('insert into hallpass.schema_migrations (version, name, checksum) values ($1, $2, $3)', [m.version, m.name, m.checksum]);
+      }
+      const core = scratchDir({ '0020_core_later.sql': 'create table hallpass.core_later (n int);' });
+      const all = [...loadMigrations([coreMigrationsDir, core]), ...appMigrations];
+      expect(await migrate(fresh.db, all)).toEqual(['0020_core_later.sql']);
+      const { rows } = await fresh.db.query('select source, version from hallpass.schema_migrations order by source, version');
+      expect(rows).toEqual([
+        { source: 'app', version: 20 },
+        { source: 'hallpass', version: 1 },
+        { source: 'hallpass', version: 20 },
+      ]);
+      expect((await migrationStatus(fresh.db, all)).pending).toEqual([]);
+    } finally {
+      await fresh.drop();
+    }
   });
 });

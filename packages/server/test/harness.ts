@@ -17,6 +17,8 @@ export interface TestServerOptions {
   mailer?: MailTransport;
   outbox?: OutboxWorkerOptions;
   log?: Logger;
+  /** Runs on the fresh database before the server starts (and migrates) on it. */
+  prepare?: (db: Db) => Promise<void>;
 }
 
 export interface TestServer extends RunningServer {
@@ -67,6 +69,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     drop = t.drop;
     reopen = () => openPostgres({ connectionString: t.url!, max: 10 });
   }
+  await options.prepare?.(db);
   return boot(options, dataDir, db, drop, reopen);
 }
 
