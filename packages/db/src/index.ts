@@ -9,3 +9,6 @@ export type { Claims, DbRole } from './roles.ts';
 export { migrate, loadMigrations, migrationStatus, migrationChecksum, coreMigrationsDir } from './migrate.ts';
 export type { Migration, MigrationSource, MigrationStatus } from './migrate.ts';
 export { createBatcher } from './batch.ts';
+export { createScratchDatabase } from './scratch.ts';
+export { lockDataDir, dataDirHolder, DataDirInUseError } from './data-dir-lock.ts';
+export type { PgliteOptions } from './pglite.ts';

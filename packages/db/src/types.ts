@@ -30,5 +30,11 @@ export interface Db extends Queryable {
    * can re-read what they might have missed (notifications are not queued across a reconnect).
    */
   listen(channel: string, onPayload: (payload: string) => void, onReconnect?: () => void): Promise<Unlisten>;
+  /**
+   * Embedded (PGlite) only: a consistent copy of the data directory as a gzipped tarball, taken with
+   * every other statement held off. `inside` runs first in the same hold, so what it reads (row
+   * counts for a manifest) is exactly what the copy holds.
+   */
+  snapshotDataDir?<T>(inside: (tx: Tx) => Promise<T>): Promise<{ tarball: Blob; result: T }>;
   close(): Promise<void>;
 }

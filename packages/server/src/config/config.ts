@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { passwordlessTypes } from '@hallpass/protocol';
 
@@ -50,6 +51,12 @@ const envSchema = z.object({
   REALTIME_BROADCASTS_PER_SECOND: int(1, 10_000).default(20),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
+  BACKUP_DIR: z.string().optional(),
+  BACKUP_KEEP_DAILY: int(1, 3650).default(7),
+  BACKUP_KEEP_WEEKLY: int(0, 520).default(4),
+  BACKUP_SCHEDULE: z.string().optional(),
+  BACKUP_PG_BIN_DIR: z.string().optional(),
+  AUDIT_EXPORT_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -102,6 +109,20 @@ export interface Config {
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
   restSchemas: readonly string[];
+  backup: {
+    /** Where backups go (mode 0700). @default `<dataDir>/backups` */
+    dir: string;
+    /** Newest backup of each of the last N days that have one. @default 7 */
+    keepDaily: number;
+    /** Newest backup of each of the last N ISO weeks that have one. @default 4 */
+    keepWeekly: number;
+    /** A cron expression (UTC): the server takes, verifies and prunes backups on it. */
+    schedule: string | undefined;
+    /** Where `pg_dump` and `pg_restore` are, when not on PATH (e.g. /usr/lib/postgresql/16/bin). */
+    pgBinDir: string | undefined;
+    /** Where the audit log's daily JSON-lines files go. @default `<backup dir>/audit` */
+    auditDir: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -146,7 +167,16 @@ export function loadConfig(env: Env): Readonly<Config> {
       problems.push(`REST_SCHEMAS: ${schema} cannot be exposed`);
     }
   }
+  if (e.BACKUP_SCHEDULE) {
+    try {
+      new Cron(e.BACKUP_SCHEDULE, { timezone: 'UTC', paused: true }).stop();
+    } catch (err) {
+      problems.push(`BACKUP_SCHEDULE: ${(err as Error).message}`);
+    }
+  }
   if (problems.length) throw new ConfigError(problems);
+  const dataDir = resolve(e.HALLPASS_DATA_DIR);
+  const backupDir = resolve(e.BACKUP_DIR ?? `${dataDir}/backups`);
 
   return Object.freeze({
     env: e.NODE_ENV,
@@ -154,7 +184,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     port: e.PORT,
     baseUrl,
     secureCookies: baseUrl.startsWith('https://'),
-    dataDir: resolve(e.HALLPASS_DATA_DIR),
+    dataDir,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     secret: e.HALLPASS_SECRET,
@@ -188,6 +218,14 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
+    backup: Object.freeze({
+      dir: backupDir,
+      keepDaily: e.BACKUP_KEEP_DAILY,
+      keepWeekly: e.BACKUP_KEEP_WEEKLY,
+      schedule: e.BACKUP_SCHEDULE,
+      pgBinDir: e.BACKUP_PG_BIN_DIR ? resolve(e.BACKUP_PG_BIN_DIR) : undefined,
+      auditDir: resolve(e.AUDIT_EXPORT_DIR ?? `${backupDir}/audit`),
+    }),
   });
 }
 
