@@ -26,7 +26,7 @@ export async function freePort(): Promise<number> {
 /** Starts `hallpass serve` in its own process (so its CPU time is its own) and waits until it listens. */
 export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   const port = await freePort();
-  const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
+  const main = fileURLToPath(new URL('../packages/cli/src/main.ts', import.meta.url));
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', main, 'serve'], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

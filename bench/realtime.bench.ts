@@ -74,7 +74,7 @@ async function main() {
   await deps.db.close();
 
   // The server in its own process, so its RSS is its own. ulimit raised for 10k+ sockets.
-  const mainTs = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
+  const mainTs = fileURLToPath(new URL('../packages/cli/src/main.ts', import.meta.url));
   server = spawn('sh', ['-c', `ulimit -n 20000 2>/dev/null; exec "${process.execPath}" ${process.env.BENCH_SERVER_NODE_ARGS ?? ''} --import tsx "${mainTs}" serve`], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

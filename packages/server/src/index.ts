@@ -6,3 +6,14 @@ export { createDeps, startServer, runMigrations, loadAllMigrations, migrationDir
 export type { RunningServer, DepsOverrides } from './server.ts';
 export type { Deps, Clock } from './deps.ts';
 export { AppError } from './shared/errors.ts';
+export { systemClock } from './deps.ts';
+export { signApiKey } from './sessions/api-keys.ts';
+export { BackupError } from './backup/backup.errors.ts';
+export type { BackupErrorCode } from './backup/backup.errors.ts';
+export { takeBackup, restoreBackup, openBackup } from './backup/backup.service.ts';
+export type { TakenBackup, Progress, RestoreOptions } from './backup/backup.service.ts';
+export { verifyBackup } from './backup/backup.verify.ts';
+export type { VerifiedBackup, VerifyOptions } from './backup/backup.verify.ts';
+export { startBackupScheduler } from './backup/backup.scheduler.ts';
+export type { BackupScheduler, BackupSchedulerHooks, ScheduledBackupOutcome } from './backup/backup.scheduler.ts';
+export { exportAuditLog } from './backup/audit-export.ts';

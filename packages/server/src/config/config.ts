@@ -16,7 +16,7 @@ const list = z
   );
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** Every environment variable Hallpass reads, with its default. `main.ts` is the only reader of env. */
+/** Every environment variable Hallpass reads, with its default. The CLI's `main.ts` (packages/cli) is the only reader of env. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().default('127.0.0.1'),

@@ -1,0 +1,26 @@
+import { redactConfig, startBackupScheduler, startServer } from '@hallpass/server';
+import type { CliCommand } from '../context.ts';
+
+export const serveCommand: CliCommand = (program, ctx) =>
+  program
+    .command('serve', { isDefault: true })
+    .description('run the server (migrates first); with BACKUP_SCHEDULE set it also takes, verifies and prunes backups')
+    .action(async () => {
+      const config = ctx.config();
+      const server = await startServer(config);
+      const log = server.deps.log;
+      log.info({ config: redactConfig(config) }, 'configuration');
+      const backups = config.backup.schedule ? startBackupScheduler(server.deps) : undefined;
+      const where = config.databaseUrl ? 'PostgreSQL server' : `embedded PGlite in ${config.dataDir}/data`;
+      ctx.out(`Hallpass is listening on ${config.baseUrl} (bound to ${server.url}), database: ${where}`);
+      if (config.mail.devMailbox) ctx.out(`No SMTP_URL set: sign-in mail goes to the dev mailbox at ${config.baseUrl}/dev/mailbox`);
+      if (backups) ctx.out(`Backups on "${config.backup.schedule}" (UTC) into ${config.backup.dir}`);
+      const stop = async (signal: string) => {
+        log.info({ signal }, 'shutting down');
+        await backups?.stop();
+        await server.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+    });
