@@ -39,6 +39,7 @@ describe('backup and restore', () => {
       [basename(backup.files.payload), `${base}.manifest.json`, `${base}.sha256`].sort(),
     );
     expect(backup.manifest.backend).toBe(testBackend());
+    expect(backup.manifest.serverVersion).toMatch(/^1[5-9]/);
     expect(backup.manifest.tables['public.profiles']!.rows).toBe(1);
     expect(backup.manifest.tables['hallpass.sessions']!.rows).toBe(1);
     expect(backup.manifest.migrations.some((m) => m.startsWith('hallpass 1 0001_roles_and_claims.sql'))).toBe(true);

@@ -62,7 +62,7 @@ export async function readMigrationRecords(q: Queryable): Promise<string[]> {
 }
 
 export async function readServerVersion(q: Queryable): Promise<string> {
-  const { rows } = await q.query<{ v: string }>('show server_version');
+  const { rows } = await q.query<{ v: string }>("select current_setting('server_version') as v");
   return rows[0]!.v;
 }
 

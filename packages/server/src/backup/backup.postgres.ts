@@ -52,7 +52,7 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.e
 export async function checkToolVersion(opts: PgToolsOptions, q: Queryable, tool: 'pg_dump' | 'pg_restore'): Promise<number> {
   const out = await run(toolPath(opts, tool), ['--version']);
   const toolMajor = Number(/\(PostgreSQL\) (\d+)/.exec(out)?.[1]);
-  const { rows } = await q.query<{ v: string }>('show server_version_num');
+  const { rows } = await q.query<{ v: string }>("select current_setting('server_version_num') as v");
   const serverMajor = Math.floor(Number(rows[0]!.v) / 10_000);
   if (!toolMajor || toolMajor < serverMajor) {
     throw new BackupError(
