@@ -57,7 +57,8 @@ describe('the hallpass command', () => {
   }, 60_000);
 
   it('migrates, backs up (progress on stderr, the file on stdout) and verifies the backup', async () => {
-    expect((await hallpass(['migrate'], env)).code).toBe(0);
+    const migrate = await hallpass(['migrate'], env);
+    expect(migrate.code, migrate.stderr).toBe(0);
     const backup = await hallpass(['backup'], env);
     expect(backup.code, backup.stderr).toBe(0);
     expect(backup.stderr).toMatch(/backup complete/);

@@ -24,10 +24,10 @@ beforeAll(async () => {
       ['2026-01-01T10:00:00Z', '2026-01-01T23:59:59Z', '2026-01-03T01:00:00Z'],
     ],
   );
-});
+}, 120_000);
 afterAll(async () => {
-  await t.drop();
-  await rm(dir, { recursive: true, force: true });
+  await t?.drop();
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 describe('audit log export', () => {
