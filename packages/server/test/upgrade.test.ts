@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrationChecksum, migrationStatus, type Db } from '@hallpass/db';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,14 +12,19 @@ import { signInWithCode, startTestServer, uniqueEmail, type TestServer } from '.
 const fixtures = fileURLToPath(new URL('./fixtures/migrations-0013', import.meta.url));
 const exampleMigrations = fileURLToPath(new URL('../../../examples/holiday-sale/migrations', import.meta.url));
 
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
 /** The database as the release with migrations 0001-0013 left it, made the way its runner made it. */
 async function buildOldestSupported(db: Db): Promise<void> {
   await db.exec(`create schema if not exists hallpass;
     create table hallpass.schema_migrations (
       version integer primary key, name text not null, checksum text not null, applied_at timestamptz not null default now())`);
-  for (const dir of ['hallpass', 'app']) {
-    for (const name of readdirSync(join(fixtures, dir)).sort()) {
-      const sql = readFileSync(join(fixtures, dir, name), 'utf8');
+  const set = JSON.parse(readFileSync(join(fixtures, 'set.json'), 'utf8')) as Record<'hallpass' | 'app', Record<string, string>>;
+  for (const files of [set.hallpass, set.app]) {
+    for (const [path, checksum] of Object.entries(files)) {
+      const sql = readFileSync(join(repoRoot, path), 'utf8');
+      const name = basename(path);
+      if (migrationChecksum(sql) !== checksum) throw new Error(`${path} is not the file of the oldest supported set: it was edited`);
       await db.transaction(async (tx) => {
         await tx.exec(sql);
         await tx.query('insert into hallpass.schema_migrations (version, name, checksum) values ($1, $2, $3)', [
