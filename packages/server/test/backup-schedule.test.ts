@@ -73,6 +73,19 @@ describe('scheduled backups', () => {
     await scheduler.stop();
   });
 
+  it.runIf(testBackend() === 'postgres')('runs on BACKUP_SCHEDULE by itself, naming the run by its scheduled second', async () => {
+    let resolveRun: (o: ScheduledBackupOutcome) => void;
+    const ran = new Promise<ScheduledBackupOutcome>((r) => (resolveRun = r));
+    const scheduler = startBackupScheduler(
+      { ...server.deps, config: { ...config, backup: { ...config.backup, schedule: '* * * * * *' } }, log: pino({ level: 'silent' }) },
+      { onRun: (o) => resolveRun(o) },
+    );
+    const outcome = await ran;
+    await scheduler.stop();
+    expect(outcome.status).toBe('ok');
+    expect(outcome.slot.getUTCMilliseconds()).toBe(0);
+  }, 120_000);
+
   it.runIf(testBackend() === 'postgres')('refuses a pg_dump older than the server, saying what to install', async () => {
     const bin = await mkdtemp(join(tmpdir(), 'hallpass-old-pgdump-'));
     scratch.push(bin);

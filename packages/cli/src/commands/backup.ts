@@ -1,6 +1,6 @@
 import { systemClock, takeBackup, verifyBackup } from '@hallpass/server';
 import type { CliCommand } from '../context.ts';
-import { openDatabase } from './open-database.ts';
+import { withDatabase } from './open-database.ts';
 
 export const backupCommand: CliCommand = (program, ctx) =>
   program
@@ -13,16 +13,10 @@ export const backupCommand: CliCommand = (program, ctx) =>
     .option('--verify', 'verify the new backup afterwards (as verify-backup does)')
     .action(async (opts: { verify?: boolean }) => {
       const config = ctx.config();
-      const db = await openDatabase(config);
-      let file: string;
-      try {
-        const taken = await takeBackup({ config, db, clock: systemClock }, ctx.progress);
-        file = taken.files.payload;
-        const rows = Object.values(taken.manifest.tables).reduce((n, t) => n + t.rows, 0);
-        ctx.progress(`backup complete: ${Object.keys(taken.manifest.tables).length} tables, ${rows} rows, ${taken.manifest.bytes} bytes`);
-      } finally {
-        await db.close();
-      }
+      const taken = await withDatabase(config, (db) => takeBackup({ config, db, clock: systemClock }, ctx.progress));
+      const file = taken.files.payload;
+      const rows = Object.values(taken.manifest.tables).reduce((n, t) => n + t.rows, 0);
+      ctx.progress(`backup complete: ${Object.keys(taken.manifest.tables).length} tables, ${rows} rows, ${taken.manifest.bytes} bytes`);
       if (opts.verify) {
         await verifyBackup(config, file, { progress: ctx.progress });
         ctx.progress('verified');

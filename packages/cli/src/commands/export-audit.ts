@@ -1,6 +1,6 @@
 import { exportAuditLog, systemClock } from '@hallpass/server';
 import type { CliCommand } from '../context.ts';
-import { openDatabase } from './open-database.ts';
+import { withDatabase } from './open-database.ts';
 
 export const exportAuditCommand: CliCommand = (program, ctx) =>
   program
@@ -8,11 +8,6 @@ export const exportAuditCommand: CliCommand = (program, ctx) =>
     .description('write the audit log of every closed UTC day not yet exported as audit-YYYY-MM-DD.jsonl into AUDIT_EXPORT_DIR (written once, never rewritten)')
     .action(async () => {
       const config = ctx.config();
-      const db = await openDatabase(config);
-      try {
-        const written = await exportAuditLog({ config, db, clock: systemClock }, ctx.progress);
-        ctx.out(written.length ? `wrote ${written.join(', ')}` : 'nothing to export: every closed day is already exported');
-      } finally {
-        await db.close();
-      }
+      const written = await withDatabase(config, (db) => exportAuditLog({ config, db, clock: systemClock }, ctx.progress));
+      ctx.out(written.length ? `wrote ${written.join(', ')}` : 'nothing to export: every closed day is already exported');
     });
