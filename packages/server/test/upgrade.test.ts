@@ -86,5 +86,5 @@ describe('upgrade from the oldest supported migration set', () => {
     expect(again.user.id).toBe(profile.id);
     const fresh = await signInWithCode(server, server.browser(), uniqueEmail('after-upgrade'));
     expect(fresh.user.email).toMatch(/^after-upgrade-/);
-  }, 120_000);
+  }, 300_000);
 });
