@@ -125,7 +125,11 @@ export async function restorePostgres(url: string, opts: PgToolsOptions, file: s
     }
     for (const role of dbRoles) {
       const { rows } = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-      if (!rows.length) await client.query(`create role ${pg.escapeIdentifier(role)} nologin noinherit`).catch(() => {});
+      if (rows.length) continue;
+      // Another restore or migration may create it at the same moment; either way it then exists.
+      await client.query(`create role ${pg.escapeIdentifier(role)} nologin noinherit`).catch(() => {});
+      // As migration 0001 does: the service role bypasses RLS (a superuser may grant it).
+      if (role === 'service_role') await client.query('alter role service_role bypassrls').catch(() => {});
     }
   } finally {
     await client.end();
