@@ -107,7 +107,7 @@ describe('namespaces', () => {
     } finally {
       await fresh.drop();
     }
-  });
+  }, 120_000);
 
   it('upgrades a table written before namespaces: app rows (0020 and up) keep their number and are not re-applied', async () => {
     const fresh = await createTestDatabase();
@@ -135,5 +135,5 @@ describe('namespaces', () => {
     } finally {
       await fresh.drop();
     }
-  });
+  }, 120_000);
 });

@@ -17,7 +17,7 @@ const scratch: string[] = [];
 beforeAll(async () => {
   server = await startTestServer();
   config = { ...server.deps.config, databaseUrl: server.databaseUrl };
-}, 120_000);
+}, 300_000);
 afterAll(async () => {
   for (const db of extraPools) await db.close();
   await server?.stop();

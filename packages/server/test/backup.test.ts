@@ -25,7 +25,7 @@ beforeAll(async () => {
   aliceId = (await signInWithCode(server, alice, uniqueEmail('alice'))).user.id;
   expect((await alice.patch('/api/profile', { name: 'Before the backup' })).status).toBe(200);
   backup = await takeBackup({ config, db: server.db, clock: systemClock });
-}, 120_000);
+}, 300_000);
 afterAll(() => server?.stop());
 
 const profileName = async (id: string) =>
@@ -101,5 +101,5 @@ describe('backup and restore', () => {
     expect(session.body.user.id).toBe(aliceId);
     expect((await alice.post('/api/auth/refresh')).status).toBe(200);
     expect((await alice.get('/api/profile')).body.profile.name).toBe('Before the backup');
-  }, 120_000);
+  }, 300_000);
 });
