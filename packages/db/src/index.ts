@@ -1,7 +1,7 @@
 export type { Db, Queryable, QueryResult, Tx, Unlisten } from './types.ts';
 export { openDb } from './open.ts';
 export type { OpenDbOptions } from './open.ts';
-export { openPglite } from './pglite.ts';
+export { openPglite, loadPgliteDataDir } from './pglite.ts';
 export { openPostgres } from './postgres.ts';
 export type { PostgresOptions } from './postgres.ts';
 export { asUser, asService, setClaims, resetRole, dbRoles } from './roles.ts';
@@ -11,4 +11,6 @@ export type { Migration, MigrationSource, MigrationStatus } from './migrate.ts';
 export { createBatcher } from './batch.ts';
 export { createScratchDatabase } from './scratch.ts';
 export { lockDataDir, dataDirHolder, DataDirInUseError } from './data-dir-lock.ts';
-export type { PgliteOptions } from './pglite.ts';
+export { prepared } from './prepared.ts';
+export { batchChannel, poolChannel } from './diagnostics.ts';
+export type { BatchTiming, PoolTiming } from './diagnostics.ts';

@@ -1,34 +1,64 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 import { lockDataDir } from './data-dir-lock.ts';
 import type { Db, Queryable, QueryResult, Tx } from './types.ts';
 
 export interface PgliteOptions {
-  /** A data-dir tarball (`Db.snapshotDataDir`) to start from; the directory must not hold a database. */
-  loadDataDir?: Blob;
+  /**
+   * `worker` (default): PGlite runs in a worker thread of its own, so SQL and the server's
+   * JavaScript use two cores. `main`: in the calling thread (one core; no thread hop per statement).
+   */
+  thread?: 'worker' | 'main';
 }
 
 /**
- * The embedded database: a real Postgres compiled to WASM, running in this process. One
- * connection, so PGlite serialises statements itself; transactions hold it exclusively.
- * `dataDir` undefined means in memory (tests). A data dir is locked (`<dataDir>.lock`) while open:
- * two processes on one PGlite directory would corrupt it.
+ * The embedded database: a real Postgres compiled to WASM. One connection, so PGlite serialises
+ * statements itself; transactions hold it exclusively. `dataDir` undefined means in memory (tests).
  */
 export async function openPglite(dataDir?: string, options: PgliteOptions = {}): Promise<Db> {
-  let unlock = () => {};
-  if (dataDir) {
-    mkdirSync(dirname(dataDir), { recursive: true, mode: 0o700 });
-    unlock = lockDataDir(dataDir);
-  }
-  let pg: PGlite;
+  const open = () => ((options.thread ?? 'worker') === 'worker' ? openPgliteWorker(dataDir) : openPgliteHere(dataDir));
+  if (!dataDir) return open();
+  // Two processes on one PGlite directory would corrupt it: the directory is locked while open.
+  mkdirSync(dirname(dataDir), { recursive: true, mode: 0o700 });
+  const unlock = lockDataDir(dataDir);
   try {
-    if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    pg = await PGlite.create(dataDir ?? 'memory://', options.loadDataDir ? { loadDataDir: options.loadDataDir } : {});
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const db = await open();
+    return {
+      ...db,
+      async close() {
+        try {
+          await db.close();
+        } finally {
+          unlock();
+        }
+      },
+    };
   } catch (err) {
     unlock();
     throw err;
   }
+}
+
+/**
+ * Unpacks a data-dir tarball (`Db.dumpDataDir`) into `dataDir`, which must not hold a database,
+ * then closes it: open it with `openPglite` afterwards.
+ */
+export async function loadPgliteDataDir(dataDir: string, tarball: Blob): Promise<void> {
+  const unlock = lockDataDir(dataDir);
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const pg = await PGlite.create({ dataDir, loadDataDir: tarball });
+    await pg.close();
+  } finally {
+    unlock();
+  }
+}
+
+async function openPgliteHere(dataDir: string | undefined): Promise<Db> {
+  const pg = await PGlite.create(dataDir ?? 'memory://');
   const wrap = (q: { query: PGlite['query'] }): Queryable => ({
     async query<R extends object>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
       const res = await q.query<R>(text, params ? [...params] : undefined);
@@ -36,15 +66,14 @@ export async function openPglite(dataDir?: string, options: PgliteOptions = {}):
     },
   });
   const base = wrap(pg);
-  const transaction: Db['transaction'] = (fn) =>
-    pg.transaction((tx) => {
-      const wrapped: Tx = { ...wrap(tx), exec: async (sql) => void (await tx.exec(sql)) };
-      return fn(wrapped);
-    });
   return {
     kind: 'pglite',
     query: base.query,
-    transaction,
+    transaction: (fn) =>
+      pg.transaction((tx) => {
+        const wrapped: Tx = { ...wrap(tx), exec: async (sql) => void (await tx.exec(sql)) };
+        return fn(wrapped);
+      }),
     exec: async (sql) => {
       await pg.exec(sql);
     },
@@ -54,22 +83,103 @@ export async function openPglite(dataDir?: string, options: PgliteOptions = {}):
         if (!pg.closed) await unlisten();
       };
     },
-    snapshotDataDir: (inside) =>
-      // Inside a transaction nothing else runs (PGlite has one connection and queues the rest), so
-      // what `inside` reads and the files copied are the same state. The checkpoint first writes
-      // every committed change to the data files, so the copy needs no WAL replay to be complete.
-      transaction(async (tx) => {
-        await tx.exec('checkpoint');
-        const result = await inside(tx);
-        const tarball = await pg.dumpDataDir('gzip');
-        return { tarball, result };
-      }),
+    async dumpDataDir() {
+      const file = await pg.dumpDataDir('none');
+      return new Uint8Array(await file.arrayBuffer());
+    },
     async close() {
-      try {
-        if (!pg.closed) await pg.close();
-      } finally {
-        unlock();
+      if (!pg.closed) await pg.close();
+    },
+  };
+}
+
+type Answer = { id: number; result?: unknown; error?: Record<string, unknown> & { message: string } };
+
+/** PGlite in its own thread (pglite-worker.mjs), behind the same Db interface. */
+async function openPgliteWorker(dataDir: string | undefined): Promise<Db> {
+  const worker = new Worker(new URL('./pglite-worker.mjs', import.meta.url), { workerData: { dataDir } });
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  const listeners = new Map<string, Set<(payload: string) => void>>();
+  let nextId = 1;
+  let closed = false;
+  let failure: Error | undefined;
+
+  const failAll = (err: Error) => {
+    failure ??= err;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on('message', (msg: Answer & { ready?: true; notify?: string; payload?: string }) => {
+      if (msg.ready) return resolve();
+      if (msg.notify !== undefined) {
+        for (const l of listeners.get(msg.notify) ?? []) l(msg.payload ?? '');
+        return;
       }
+      const p = pending.get(msg.id);
+      if (!p) return;
+      pending.delete(msg.id);
+      if (msg.error) p.reject(Object.assign(new Error(msg.error.message), msg.error));
+      else p.resolve(msg.result);
+    });
+    worker.on('error', (err) => (failAll(err), reject(err)));
+    worker.on('exit', (code) => {
+      const err = new Error(`the embedded database's thread exited (code ${code})`);
+      failAll(err);
+      reject(err);
+    });
+  });
+  await ready;
+
+  const call = <T>(op: string, fields: Record<string, unknown> = {}): Promise<T> => {
+    if (failure) return Promise.reject(failure);
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.postMessage({ id, op, ...fields });
+    });
+  };
+  const queryable = (tx?: number): Queryable => ({
+    query: <R extends object>(text: string, params?: readonly unknown[]) => call<QueryResult<R>>('query', { text, params: params ? [...params] : undefined, tx }),
+  });
+
+  return {
+    kind: 'pglite',
+    ...queryable(),
+    async transaction(fn) {
+      const tx = await call<number>('begin');
+      let result;
+      try {
+        result = await fn({ ...queryable(tx), exec: (sql) => call<void>('exec', { sql, tx }) });
+      } catch (err) {
+        await call('end', { tx, commit: false }).catch(() => {});
+        throw err;
+      }
+      await call('end', { tx, commit: true });
+      return result;
+    },
+    exec: (sql) => call<void>('exec', { sql }),
+    async listen(channel, onPayload) {
+      let set = listeners.get(channel);
+      if (!set) {
+        listeners.set(channel, (set = new Set()));
+        await call('listen', { channel });
+      }
+      set.add(onPayload);
+      return async () => {
+        set.delete(onPayload);
+        if (set.size === 0 && listeners.get(channel) === set) {
+          listeners.delete(channel);
+          if (!closed) await call('unlisten', { channel });
+        }
+      };
+    },
+    dumpDataDir: () => call<Uint8Array>('dumpDataDir'),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await call('close').catch(() => {});
+      await worker.terminate();
     },
   };
 }

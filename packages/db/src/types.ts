@@ -31,10 +31,10 @@ export interface Db extends Queryable {
    */
   listen(channel: string, onPayload: (payload: string) => void, onReconnect?: () => void): Promise<Unlisten>;
   /**
-   * Embedded (PGlite) only: a consistent copy of the data directory as a gzipped tarball, taken with
-   * every other statement held off. `inside` runs first in the same hold, so what it reads (row
-   * counts for a manifest) is exactly what the copy holds.
+   * Embedded database only: its data directory as an uncompressed tar (PGlite's `dumpDataDir`),
+   * taken where the database runs (its worker thread), consistent with every committed statement.
+   * A server is backed up with its own tools (pg_dump).
    */
-  snapshotDataDir?<T>(inside: (tx: Tx) => Promise<T>): Promise<{ tarball: Blob; result: T }>;
+  dumpDataDir?(): Promise<Uint8Array>;
   close(): Promise<void>;
 }

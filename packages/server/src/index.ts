@@ -17,3 +17,4 @@ export type { VerifiedBackup, VerifyOptions } from './backup/backup.verify.ts';
 export { startBackupScheduler } from './backup/backup.scheduler.ts';
 export type { BackupScheduler, BackupSchedulerHooks, ScheduledBackupOutcome } from './backup/backup.scheduler.ts';
 export { exportAuditLog } from './backup/audit-export.ts';
+export { runClientsCommand } from './scalekit/clients.cli.ts';

@@ -1,5 +1,6 @@
 import type { CliCommand } from '../context.ts';
 import { backupCommand } from './backup.ts';
+import { clientsCommand } from './clients.ts';
 import { exportAuditCommand } from './export-audit.ts';
 import { keysCommand } from './keys.ts';
 import { migrateCommand } from './migrate.ts';
@@ -16,4 +17,5 @@ export const commands: readonly CliCommand[] = [
   restoreCommand,
   verifyBackupCommand,
   exportAuditCommand,
+  clientsCommand,
 ];

@@ -1,5 +1,5 @@
 import { readdir, readFile, rename } from 'node:fs/promises';
-import { dataDirHolder, openPglite, type Db } from '@hallpass/db';
+import { dataDirHolder, loadPgliteDataDir, openPglite, type Db } from '@hallpass/db';
 import { backupStamp } from './backup.files.ts';
 import { BackupError } from './backup.errors.ts';
 
@@ -29,6 +29,7 @@ export async function restorePglite(dir: string, tarball: string, force: boolean
     movedAside = `${dir}.before-restore-${backupStamp(now)}`;
     await rename(dir, movedAside);
   }
-  const db = await openPglite(dir, { loadDataDir: new Blob([await readFile(tarball)]) });
+  await loadPgliteDataDir(dir, new Blob([await readFile(tarball)]));
+  const db = await openPglite(dir);
   return movedAside ? { db, movedAside } : { db };
 }

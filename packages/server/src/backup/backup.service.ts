@@ -1,5 +1,6 @@
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { basename, join } from 'node:path';
 import { createScratchDatabase, openPostgres, type Db, type Queryable } from '@hallpass/db';
 import type { Config } from '../config/config.ts';
@@ -69,10 +70,18 @@ export async function takeBackup(deps: BackupDeps, progress: Progress = () => {}
       progress(`pg_dump of the database into ${basename(files.payload)}`);
       snapshot = await dumpPostgres(config.databaseUrl, { binDir: config.backup.pgBinDir }, temp, readSnapshot);
     } else {
-      if (!db.snapshotDataDir) throw new TypeError('this database cannot copy its data dir');
+      const dump = db.dumpDataDir;
+      if (!dump) throw new TypeError('this database cannot copy its data dir');
       progress(`copying the embedded database into ${basename(files.payload)}`);
-      const { tarball, result } = await db.snapshotDataDir(readSnapshot);
-      await writeFile(temp, new Uint8Array(await tarball.arrayBuffer()), { mode: 0o600, flag: 'wx' });
+      // Inside a transaction nothing else runs (PGlite has one connection and queues the rest), so
+      // what the manifest reads and the files copied are the same state. The checkpoint first
+      // writes every committed change to the data files, so the copy needs no WAL replay.
+      const { tar, result } = await db.transaction(async (tx) => {
+        await tx.exec('checkpoint');
+        const result = await readSnapshot(tx);
+        return { tar: await dump(), result };
+      });
+      await writeFile(temp, gzipSync(tar), { mode: 0o600, flag: 'wx' });
       snapshot = result;
     }
     await commitTempFile(temp, files.payload);

@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import type { Deps } from '../deps.ts';
 import { clearSessionCookies, readSessionCookies, setSessionCookies } from '../http/cookies.ts';
 import { verifyApiKey, type ApiKeyRole } from '../sessions/api-keys.ts';
+import { verifyAppToken } from '../sessions/app-tokens.ts';
 import { authenticate, verifyAccessToken, type AccessClaims } from '../sessions/sessions.service.ts';
 import { AppError } from '../shared/errors.ts';
 import { restErrors } from './rest-errors.ts';
@@ -61,9 +62,14 @@ export function createTokenCache(deps: Pick<Deps, 'config' | 'signing' | 'clock'
 
 const keyIdentity = (role: ApiKeyRole, deps: IdentityDeps): Identity => ({ role, claims: { role, iss: deps.config.issuer } });
 
-async function userIdentity(tokens: TokenCache, token: string): Promise<Identity> {
+async function userIdentity(deps: IdentityDeps, tokens: TokenCache, token: string): Promise<Identity> {
   const claims = await tokens.accessToken(token);
-  if (!claims) throw restErrors.jwt('JWT is invalid or expired');
+  if (!claims) {
+    // A token the app's own backend signed (APP_JWT_SECRET): its claims, no Hallpass session.
+    const app = await verifyAppToken(deps, token);
+    if (app) return { role: 'authenticated', claims: app as unknown as AccessClaims & Claims, liveSession: null };
+    throw restErrors.jwt('JWT is invalid or expired');
+  }
   return { role: 'authenticated', claims, liveSession: { id: claims.session_id, profileId: claims.sub } };
 }
 
@@ -105,7 +111,7 @@ export async function resolveIdentity(c: Context, deps: IdentityDeps, tokens: To
     const bearerRole = bearer === apikey ? keyRole : await tokens.apiKey(bearer);
     if (bearerRole === 'service_role') return keyIdentity('service_role', deps);
     if (bearerRole === 'anon') return hasCookie() ? cookieIdentity(c, deps, tokens) : keyIdentity('anon', deps);
-    return userIdentity(tokens, bearer);
+    return userIdentity(deps, tokens, bearer);
   }
   if (hasCookie()) return cookieIdentity(c, deps, tokens);
   if (keyRole) return keyIdentity(keyRole, deps);
