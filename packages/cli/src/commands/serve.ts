@@ -1,4 +1,4 @@
-import { redactConfig, startBackupScheduler, startServer } from '@hallpass/server';
+import { exitOnSignals, redactConfig, startBackupScheduler, startServer } from '@hallpass/server';
 import type { CliCommand } from '../context.ts';
 
 export const serveCommand: CliCommand = (program, ctx) =>
@@ -15,12 +15,7 @@ export const serveCommand: CliCommand = (program, ctx) =>
       ctx.out(`Hallpass is listening on ${config.baseUrl} (bound to ${server.url}), database: ${where}`);
       if (config.mail.devMailbox) ctx.out(`No SMTP_URL set: sign-in mail goes to the dev mailbox at ${config.baseUrl}/dev/mailbox`);
       if (backups) ctx.out(`Backups on "${config.backup.schedule}" (UTC) into ${config.backup.dir}`);
-      const stop = async (signal: string) => {
-        log.info({ signal }, 'shutting down');
-        await backups?.stop();
-        await server.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
+      // Graceful shutdown (see server.ts); a backup still running is abandoned with the process (its
+      // temporary file is never taken for a backup: only sealed ones count).
+      exitOnSignals(server);
     });

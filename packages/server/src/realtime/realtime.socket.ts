@@ -7,7 +7,7 @@ import { identityFromApiKey, identityFromToken, type Resolved } from './realtime
 import { decodeBinary, decodeText, encodeFrame, type Frame, type OutgoingFrame, type PreparedFrame, type Vsn } from './realtime.protocol.ts';
 import { insertBroadcast, readReplay } from './realtime.repository.ts';
 
-export type RealtimeDeps = Pick<Deps, 'config' | 'signing' | 'clock' | 'db' | 'log'>;
+export type RealtimeDeps = Pick<Deps, 'config' | 'signing' | 'clock' | 'db' | 'log' | 'metrics'>;
 
 /** What the upgrade request said about the caller, read once. */
 export interface Connection {
@@ -306,7 +306,10 @@ export class RealtimeSocket {
   }
 
   private async clientBroadcast(ch: JoinedChannel, frame: Frame): Promise<void> {
-    if (!this.takeBroadcastToken()) return this.reply(frame, 'error', { reason: 'Too many messages per second' });
+    if (!this.takeBroadcastToken()) {
+      this.deps.metrics.limited('realtime_broadcast');
+      return this.reply(frame, 'error', { reason: 'Too many messages per second' });
+    }
     const p = frame.payload;
     const event = typeof p.event === 'string' ? p.event : null;
     if (!event || event.length > 255) return this.reply(frame, 'error', { reason: 'A broadcast needs an event name' });

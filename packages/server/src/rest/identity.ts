@@ -17,7 +17,7 @@ export type Identity =
   | { role: 'anon' | 'service_role'; claims: Claims }
   | { role: 'authenticated'; claims: AccessClaims & Claims; liveSession: { id: string; profileId: string } | null };
 
-type IdentityDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db'>;
+type IdentityDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db' | 'metrics'>;
 
 export interface TokenCache {
   accessToken(token: string): Promise<AccessClaims | null>;
