@@ -56,7 +56,7 @@ export interface ServerProcess {
  */
 export async function startServerProcess(env: Record<string, string>, options: { probe?: boolean } = {}): Promise<ServerProcess> {
   const port = await freePort();
-  const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
+  const main = fileURLToPath(new URL('../packages/cli/src/main.ts', import.meta.url));
   const probeArgs = options.probe ? ['--import', fileURLToPath(new URL('./probe.mjs', import.meta.url))] : [];
   const nodeArgs = [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', ...probeArgs, main, 'serve'];
   // Through sh to raise the soft open-files limit to the hard one (realtime benches hold 10,000+

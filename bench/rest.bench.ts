@@ -152,7 +152,7 @@ async function main() {
       [seeded.map((u) => u.tenantId), seeded.map((u) => u.email), offerIds],
     );
 
-    const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
+    const main = fileURLToPath(new URL('../packages/cli/src/main.ts', import.meta.url));
     child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-rest'] : []), '--import', 'tsx', main, 'serve'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
     const base = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {

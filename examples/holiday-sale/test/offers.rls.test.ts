@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { asUser, loadMigrations, migrate, type Claims, type Db } from '@hallpass/db';
+import { asUser, type Claims, type Db } from '@hallpass/db';
 import { createTestDatabase, type TestDatabase } from '@hallpass/db/testing';
-import { migrationDirs } from '@hallpass/server';
+import { runMigrations } from '@hallpass/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The example's own tables, under Postgres RLS, run as the roles the data API uses.
@@ -23,7 +23,7 @@ let db: Db;
 beforeAll(async () => {
   t = await createTestDatabase();
   db = t.db;
-  await migrate(db, loadMigrations([...migrationDirs, exampleMigrations]));
+  await runMigrations(db, exampleMigrations);
 });
 afterAll(() => t.drop());
 

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
+import { lockDataDir } from './data-dir-lock.ts';
 import type { Db, Queryable, QueryResult, Tx } from './types.ts';
 
 export interface PgliteOptions {
@@ -16,9 +18,43 @@ export interface PgliteOptions {
  * statements itself; transactions hold it exclusively. `dataDir` undefined means in memory (tests).
  */
 export async function openPglite(dataDir?: string, options: PgliteOptions = {}): Promise<Db> {
-  // 0700: the database is nobody else's business (PGlite loosens the files inside; see the server's tightenDataDir).
-  if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return (options.thread ?? 'worker') === 'worker' ? openPgliteWorker(dataDir) : openPgliteHere(dataDir);
+  const open = () => ((options.thread ?? 'worker') === 'worker' ? openPgliteWorker(dataDir) : openPgliteHere(dataDir));
+  if (!dataDir) return open();
+  // Two processes on one PGlite directory would corrupt it: the directory is locked while open.
+  mkdirSync(dirname(dataDir), { recursive: true, mode: 0o700 });
+  const unlock = lockDataDir(dataDir);
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const db = await open();
+    return {
+      ...db,
+      async close() {
+        try {
+          await db.close();
+        } finally {
+          unlock();
+        }
+      },
+    };
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
+
+/**
+ * Unpacks a data-dir tarball (`Db.dumpDataDir`) into `dataDir`, which must not hold a database,
+ * then closes it: open it with `openPglite` afterwards.
+ */
+export async function loadPgliteDataDir(dataDir: string, tarball: Blob): Promise<void> {
+  const unlock = lockDataDir(dataDir);
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const pg = await PGlite.create({ dataDir, loadDataDir: tarball });
+    await pg.close();
+  } finally {
+    unlock();
+  }
 }
 
 async function openPgliteHere(dataDir: string | undefined): Promise<Db> {

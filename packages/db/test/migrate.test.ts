@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser, coreMigrationsDir, loadMigrations, migrate, openPostgres } from '../src/index.ts';
+import { asUser, coreMigrationsDir, loadMigrations, migrate, migrationStatus, openPostgres } from '../src/index.ts';
 import { createTestDatabase, testBackend, type TestDatabase } from '../src/testing.ts';
 
 let t: TestDatabase;
@@ -88,4 +88,52 @@ describe('claims helpers', () => {
     );
     expect(rows[0]).toEqual({ uid: sub, email: 'a@example.com', role: 'authenticated', who: 'authenticated' });
   });
+});
+
+describe('namespaces', () => {
+  it('numbers Hallpass and app migrations apart: both may use 0020', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const core = scratchDir({ '0020_core_later.sql': 'create table hallpass.core_later (n int);' });
+      const app = scratchDir({ '0020_app_first.sql': 'create table public.app_first (n int);' });
+      const hallpass = loadMigrations([coreMigrationsDir, core]);
+      const all = [...hallpass, ...loadMigrations([app], 'app')];
+      expect(await migrate(fresh.db, all)).toEqual([...hallpass.map((m) => m.name), '0020_app_first.sql']);
+      const { rows } = await fresh.db.query(`select source, version, name from hallpass.schema_migrations where version = 20 order by source`);
+      expect(rows).toEqual([
+        { source: 'app', version: 20, name: '0020_app_first.sql' },
+        { source: 'hallpass', version: 20, name: '0020_core_later.sql' },
+      ]);
+    } finally {
+      await fresh.drop();
+    }
+  }, 120_000);
+
+  it('upgrades a table written before namespaces: app rows (0020 and up) keep their number and are not re-applied', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const app = scratchDir({ '0020_offers.sql': 'create table public.offers_legacy (n int);' });
+      const appMigrations = loadMigrations([app], 'app');
+      const coreOnly = loadMigrations([coreMigrationsDir]);
+      // What the runner before namespaces left: one numbering, version the only key.
+      await fresh.db.exec(`create schema hallpass; create table hallpass.schema_migrations (
+        version integer primary key, name text not null, checksum text not null, applied_at timestamptz not null default now())`);
+      await fresh.db.exec(coreOnly[0]!.sql + appMigrations[0]!.sql);
+      for (const m of [coreOnly[0]!, appMigrations[0]!]) {
+        await fresh.db.query('insert into hallpass.schema_migrations (version, name, checksum) values ($1, $2, $3)', [m.version, m.name, m.checksum]);
+      }
+      const core = scratchDir({ '0020_core_later.sql': 'create table hallpass.core_later (n int);' });
+      const all = [...loadMigrations([coreMigrationsDir, core]), ...appMigrations];
+      expect(await migrate(fresh.db, all)).toEqual([...coreOnly.slice(1).map((m) => m.name), '0020_core_later.sql']);
+      const { rows } = await fresh.db.query(`select source, version from hallpass.schema_migrations where version in (1, 20) order by source, version`);
+      expect(rows).toEqual([
+        { source: 'app', version: 20 },
+        { source: 'hallpass', version: 1 },
+        { source: 'hallpass', version: 20 },
+      ]);
+      expect((await migrationStatus(fresh.db, all)).pending).toEqual([]);
+    } finally {
+      await fresh.drop();
+    }
+  }, 120_000);
 });

@@ -1,5 +1,5 @@
 import { getRequestListener } from '@hono/node-server';
-import { coreMigrationsDir, loadMigrations, migrate, openDb, type Db } from '@hallpass/db';
+import { coreMigrationsDir, loadMigrations, migrate, openDb, type Db, type Migration } from '@hallpass/db';
 import { pino, type Logger } from 'pino';
 import { createApp, type AppState } from './app.ts';
 import type { Config } from './config/config.ts';
@@ -24,9 +24,17 @@ export const migrationDirs = [
   ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime', 'rest', 'scalekit'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
-/** Applies Hallpass's migrations and, when configured, the app's own (numbers 0020 and up). */
+/**
+ * Hallpass's migrations and, when configured, the app's own. The two are numbered apart (the app's
+ * are recorded with source `app`), so neither can take the other's numbers.
+ */
+export function loadAllMigrations(appMigrationsDir?: string): Migration[] {
+  return [...loadMigrations(migrationDirs, 'hallpass'), ...(appMigrationsDir ? loadMigrations([appMigrationsDir], 'app') : [])];
+}
+
+/** Applies Hallpass's migrations, then the app's. */
 export function runMigrations(db: Db, appMigrationsDir?: string): Promise<string[]> {
-  return migrate(db, loadMigrations(appMigrationsDir ? [...migrationDirs, appMigrationsDir] : migrationDirs));
+  return migrate(db, loadAllMigrations(appMigrationsDir));
 }
 
 export function createLogger(config: Pick<Config, 'logLevel'>): Logger {

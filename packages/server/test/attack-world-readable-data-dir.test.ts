@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Attack (issue 9, finding 2): after `npm start` most files under .hallpass/data were mode 0666 and
 // the folders 0755, so any local user could rewrite profiles and sessions (and read secrets.json).
 // The server runs here as `npm start` runs it, in a child process, under the loosest umask (000).
-const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const main = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url));
 const dataDir = mkdtempSync(join(tmpdir(), 'hallpass-perms-'));
 let databaseUrl: string | undefined;
 let dropDatabase = async () => {};

@@ -17,17 +17,24 @@ export interface TestServerOptions {
   mailer?: MailTransport;
   outbox?: OutboxWorkerOptions;
   log?: Logger;
+  /** Runs on the fresh database before the server starts (and migrates) on it. */
+  prepare?: (db: Db) => Promise<void>;
 }
 
 export interface TestServer extends RunningServer {
   db: Db;
   dataDir: string;
+  /** The postgres backend: the URL of this server's database. */
+  databaseUrl: string | undefined;
   /** A cookie-keeping client that behaves like one browser (sends Origin on writes). */
   browser(origin?: string): TestBrowser;
   /** Delivers queued mail now and returns the newest dev-mailbox message to `to`. */
   latestMail(to: string): Promise<MailboxMessage>;
-  /** Stops this server and starts another on the same database and data dir (secrets, keys). */
-  restart(options?: TestServerOptions): Promise<TestServer>;
+  /**
+   * Stops this server and starts another on the same database and data dir (secrets, keys);
+   * `whileStopped` runs in between, with the database closed.
+   */
+  restart(options?: TestServerOptions, whileStopped?: () => Promise<void>): Promise<TestServer>;
   stop(): Promise<void>;
 }
 
@@ -57,6 +64,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   let db: Db;
   let drop: () => Promise<void>;
   let reopen: () => Promise<Db>;
+  let databaseUrl: string | undefined;
   if (testBackend() === 'pglite') {
     db = await openPglite(join(dataDir, 'data'));
     drop = () => db.close();
@@ -68,14 +76,17 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     const t = await createTestDatabase({ statementTimeoutMs: timeout });
     db = t.db;
     drop = t.drop;
+    databaseUrl = t.url;
     reopen = () => openPostgres({ connectionString: t.url!, max: 10, statementTimeoutMs: timeout });
   }
-  return boot(options, dataDir, db, drop, reopen);
+  await options.prepare?.(db);
+  return boot(options, dataDir, databaseUrl, db, drop, reopen);
 }
 
 async function boot(
   options: TestServerOptions,
   dataDir: string,
+  databaseUrl: string | undefined,
   db: Db,
   drop: () => Promise<void>,
   reopen: () => Promise<Db>,
@@ -103,6 +114,7 @@ async function boot(
     ...running,
     db,
     dataDir,
+    databaseUrl,
     browser: (o = origin) => new TestBrowser(base, o),
     async latestMail(to) {
       await running.outbox.drain();
@@ -111,10 +123,11 @@ async function boot(
       if (!messages[0]) throw new Error(`no mail to ${to}`);
       return messages[0];
     },
-    async restart(next = options) {
+    async restart(next = options, whileStopped) {
       await running.close();
       await db.close();
-      return boot(next, dataDir, await reopen(), drop, reopen);
+      await whileStopped?.();
+      return boot(next, dataDir, databaseUrl, await reopen(), drop, reopen);
     },
     async stop() {
       await running.close();

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signInWithCode, startTestServer, type TestServer } from './harness.ts';
 import { apiKey, createUsers, Inbox, RawSocket, signIn, subscribed, supabaseClient, type Target } from './realtime-helpers.ts';
 
-const mainTs = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const mainTs = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url));
 
 /** A second Hallpass process on the same database and data dir (so the same signing keys). */
 async function startSecondInstance(a: TestServer): Promise<{ target: Target; child: ChildProcess }> {

@@ -59,7 +59,7 @@ describe('restart', () => {
       MAIL_LEASE_SECONDS: '5',
     };
     const start = async (smtp: string, port: number): Promise<ChildProcess> => {
-      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../src/main.ts', import.meta.url)), 'serve'], {
+      const child = spawn(process.execPath, [fileURLToPath(new URL('../../cli/bin/hallpass.js', import.meta.url)), 'serve'], {
         env: { ...env, SMTP_URL: smtp, PORT: String(port) },
         stdio: ['ignore', 'pipe', 'inherit'],
       });

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createTestDatabase, type TestDatabase } from '@hallpass/db/testing';
 import { startSmtpSink } from './smtp-sink.ts';
 
-const mainTs = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const mainTs = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url));
 
 export async function freePort(): Promise<number> {
   const s = createServer().listen(0, '127.0.0.1');

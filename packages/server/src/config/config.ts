@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { passwordlessTypes } from '@hallpass/protocol';
 import { isLoopbackHost, parseTrustProxy, type TrustProxy } from '../http/client-ip.ts';
@@ -16,7 +17,7 @@ const list = z
   );
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** Every environment variable Hallpass reads, with its default. `main.ts` is the only reader of env. */
+/** Every environment variable Hallpass reads, with its default. The CLI's `main.ts` (packages/cli) is the only reader of env. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().default('127.0.0.1'),
@@ -59,6 +60,12 @@ const envSchema = z.object({
   REALTIME_BROADCASTS_PER_SECOND: int(1, 10_000).default(20),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
+  BACKUP_DIR: z.string().optional(),
+  BACKUP_KEEP_DAILY: int(1, 3650).default(7),
+  BACKUP_KEEP_WEEKLY: int(0, 520).default(4),
+  BACKUP_SCHEDULE: z.string().optional(),
+  BACKUP_PG_BIN_DIR: z.string().optional(),
+  AUDIT_EXPORT_DIR: z.string().optional(),
   METRICS_ENABLED: bool.default(true),
   METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
   REST_MAX_ROWS: int(1, 1_000_000).default(1000),
@@ -132,6 +139,20 @@ export interface Config {
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
   restSchemas: readonly string[];
+  backup: {
+    /** Where backups go (mode 0700). @default `<dataDir>/backups` */
+    dir: string;
+    /** Newest backup of each of the last N days that have one. @default 7 */
+    keepDaily: number;
+    /** Newest backup of each of the last N ISO weeks that have one. @default 4 */
+    keepWeekly: number;
+    /** A cron expression (UTC): the server takes, verifies and prunes backups on it. */
+    schedule: string | undefined;
+    /** Where `pg_dump` and `pg_restore` are, when not on PATH (e.g. /usr/lib/postgresql/16/bin). */
+    pgBinDir: string | undefined;
+    /** Where the audit log's daily JSON-lines files go. @default `<backup dir>/audit` */
+    auditDir: string;
+  };
   /**
    * Who may read `GET /metrics`: `token` (METRICS_TOKEN set: a matching `Authorization: Bearer`),
    * `open` (no token, bound to loopback and no proxy in front: only this machine can reach it), or
@@ -199,7 +220,16 @@ export function loadConfig(env: Env): Readonly<Config> {
       problems.push(`REST_SCHEMAS: ${schema} cannot be exposed`);
     }
   }
+  if (e.BACKUP_SCHEDULE) {
+    try {
+      new Cron(e.BACKUP_SCHEDULE, { timezone: 'UTC', paused: true }).stop();
+    } catch (err) {
+      problems.push(`BACKUP_SCHEDULE: ${(err as Error).message}`);
+    }
+  }
   if (problems.length) throw new ConfigError(problems);
+  const dataDir = resolve(e.HALLPASS_DATA_DIR);
+  const backupDir = resolve(e.BACKUP_DIR ?? `${dataDir}/backups`);
 
   return Object.freeze({
     env: e.NODE_ENV,
@@ -207,7 +237,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     port: e.PORT,
     baseUrl,
     secureCookies: baseUrl.startsWith('https://'),
-    dataDir: resolve(e.HALLPASS_DATA_DIR),
+    dataDir,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     pgliteThread: e.PGLITE_THREAD,
@@ -247,6 +277,14 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
+    backup: Object.freeze({
+      dir: backupDir,
+      keepDaily: e.BACKUP_KEEP_DAILY,
+      keepWeekly: e.BACKUP_KEEP_WEEKLY,
+      schedule: e.BACKUP_SCHEDULE,
+      pgBinDir: e.BACKUP_PG_BIN_DIR ? resolve(e.BACKUP_PG_BIN_DIR) : undefined,
+      auditDir: resolve(e.AUDIT_EXPORT_DIR ?? `${backupDir}/audit`),
+    }),
     metrics: { access: metricsAccess(e.METRICS_ENABLED, e.METRICS_TOKEN, e.HOST, trustProxy !== false), token: e.METRICS_TOKEN },
     restMaxRows: e.REST_MAX_ROWS,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,

@@ -20,7 +20,7 @@ export interface OutgoingMail {
 
 /** Where mail goes. `send` throws when delivery failed; the outbox then retries later. */
 export interface MailTransport {
-  readonly kind: 'smtp' | 'dev-mailbox';
+  readonly kind: 'smtp' | 'dev-mailbox' | 'capture';
   send(mail: OutgoingMail): Promise<void>;
   close(): Promise<void>;
 }
