@@ -60,8 +60,9 @@ const cacheMs = 30_000;
 
 /**
  * The subscriber registry of one server instance and the delivery of log events to it: broadcasts
- * by topic, row changes by (table, filter) index, each INSERT/UPDATE checked against the table's
- * RLS as every candidate subscriber in one batched call before anything is sent.
+ * by topic, row changes by (table, filter) index, each change checked against the table's RLS as
+ * every candidate subscriber in one batched call before anything is sent (a DELETE against its old
+ * row image, so nobody learns of a row they could not read).
  */
 export class Hub {
   private readonly tables = new Map<string, TableSubs>();
@@ -178,8 +179,10 @@ export class Hub {
     const checks: VisibilityCheck[] = [];
     const checkIndex = new Map<string, number>();
     for (const [i, { row, targets }] of changes.entries()) {
-      if (row.op === 'DELETE') continue;
       const info = (await this.table(row.schema_name!, row.table_name!))!;
+      // A deleted row is judged on its old image: only who could read it before gets the event.
+      const deleted = row.op === 'DELETE';
+      const image = deleted ? (row.old_record ?? {}) : pick(row.record!, info.pk);
       for (const channel of targets.keys()) {
         const { claims, claimsJson } = channel.identity;
         // service_role bypasses RLS in Postgres too; asking would only cost a round trip.
@@ -187,14 +190,14 @@ export class Hub {
         const key = `${i}\u0000${claimsJson}`;
         if (checkIndex.has(key)) continue;
         checkIndex.set(key, checks.length);
-        checks.push({ table: qualified(info), pk: pick(row.record!, info.pk), role: claims.role, claims: claimsJson });
+        checks.push({ table: qualified(info), row: image, deleted, role: claims.role, claims: claimsJson });
       }
     }
     let visible: boolean[] = [];
     try {
       visible = await checkVisible(this.db, checks);
     } catch (err) {
-      // Nothing is sent unchecked: a failed batch drops its INSERT/UPDATE events (logged).
+      // Nothing is sent unchecked: a failed batch drops its events (logged).
       this.log.error({ err }, 'realtime: RLS check failed; dropping the batch');
       visible = checks.map(() => false);
     }
@@ -204,7 +207,7 @@ export class Hub {
       const info = (await this.table(row.schema_name!, row.table_name!))!;
       for (const [channel, ids] of targets) {
         const { claims, claimsJson } = channel.identity;
-        if (row.op !== 'DELETE' && claims.role !== 'service_role' && !visible[checkIndex.get(`${i}\u0000${claimsJson}`)!]) {
+        if (claims.role !== 'service_role' && !visible[checkIndex.get(`${i}\u0000${claimsJson}`)!]) {
           this.stats.dropped++;
           continue;
         }
@@ -260,7 +263,8 @@ export class Hub {
     return out;
   }
 
-  private async selectable(role: string, info: TableInfo): Promise<Set<string>> {
+  /** The columns `role` may select on the table (cached): events carry and filters use only these. */
+  async selectable(role: string, info: TableInfo): Promise<Set<string>> {
     const key = `${role}|${info.schema}.${info.table}`;
     const hit = this.columns.get(key);
     if (hit && Date.now() - hit.at < cacheMs) return hit.cols;

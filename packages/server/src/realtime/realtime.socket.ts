@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
 import { userTopic } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
-import { parseFilter } from './realtime.filters.ts';
+import { checkFilter } from './realtime.filters.ts';
 import type { ChangeEvent, Hub, HubChannel, Identity, PgBinding } from './realtime.hub.ts';
 import { identityFromApiKey, identityFromToken, type Resolved } from './realtime.identity.ts';
 import { decodeBinary, decodeText, encodeFrame, type Frame, type Vsn } from './realtime.protocol.ts';
@@ -233,10 +233,10 @@ export class RealtimeSocket {
       }
       rls = info.rls;
       if (typeof r.filter === 'string' && r.filter !== '') {
-        filter = parseFilter(r.filter);
-        if (!filter) return `Invalid filter ${r.filter}: use column=op.value with op eq, neq, lt, lte, gt, gte or in`;
-        const column = filter.column;
-        if (!info.columns.some((c) => c.name === column)) return `Invalid filter ${r.filter}: ${schema}.${table} has no column ${column}`;
+        const selectable = identity.claims.role === 'service_role' ? null : await this.hub.selectable(identity.claims.role, info);
+        const checked = checkFilter(r.filter, info.columns, selectable);
+        if (!checked.ok) return checked.reason;
+        filter = checked.filter;
       }
     } else if (typeof r.filter === 'string' && r.filter !== '') {
       return 'A filter needs a table';
