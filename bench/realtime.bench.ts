@@ -31,7 +31,7 @@ deadline.unref();
 const dbName = `hallpass_bench_${randomBytes(4).toString('hex')}`;
 const dbUrl = Object.assign(new URL(adminUrl), { pathname: `/${dbName}` }).toString();
 const dataDir = mkdtempSync(join(tmpdir(), 'hallpass-bench-'));
-const env = { NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: dbUrl, HALLPASS_DATA_DIR: dataDir, LOG_LEVEL: 'warn', DEV_MAILBOX: 'true', DATABASE_POOL_SIZE: '10' };
+const env = { NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: dbUrl, HALLPASS_DATA_DIR: dataDir, LOG_LEVEL: 'warn', DEV_MAILBOX: 'true', DATABASE_POOL_SIZE: '10', REALTIME_MAX_SOCKETS_PER_IP: '100000', REALTIME_JOINS_PER_SECOND_PER_IP: '100000' };
 let server: ChildProcess | undefined;
 
 async function admin(sql: string): Promise<void> {

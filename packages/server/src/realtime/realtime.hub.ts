@@ -1,21 +1,9 @@
-import type { Claims, Db } from '@hallpass/db';
+import type { Db } from '@hallpass/db';
 import type { Logger } from 'pino';
 import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
+import type { Identity } from '../sessions/identity.ts';
 import type { Frame } from './realtime.protocol.ts';
 import { checkVisible, describeTable, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
-
-/** Who a channel acts as. Bound at join and re-bound by each `access_token` message. */
-export interface Identity {
-  /** Where it came from: the join's access token, the session cookie of the upgrade, or the apikey. */
-  source: 'token' | 'cookie' | 'apikey';
-  claims: Claims;
-  /** `claims` serialised once: the key RLS checks are batched and deduplicated by. */
-  claimsJson: string;
-  sessionId: string | null;
-  sub: string | null;
-  /** When a token identity's JWT expires (ms); the channel is closed then unless a new token came. */
-  expiresAt: number | null;
-}
 
 export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
 
@@ -36,6 +24,7 @@ export interface HubChannel {
   readonly isPrivate: boolean;
   readonly broadcastSelf: boolean;
   readonly bindings: readonly PgBinding[];
+  /** Who the channel acts as: bound at join, re-bound by each `access_token` message. */
   identity: Identity;
   deliver(eventId: number, frame: Omit<Frame, 'joinRef' | 'topic'>): void;
   /** Tells the client why (a `system` error) and closes the channel (`phx_close`). */
@@ -140,6 +129,11 @@ export class Hub {
     }
     removeFrom(this.topics, channel.subTopic, channel);
     if (channel.identity.sessionId) removeFrom(this.sessions, channel.identity.sessionId, channel);
+  }
+
+  /** Channels joined to a topic on this instance (what one broadcast to it fans out to here). */
+  topicSize(subTopic: string): number {
+    return this.topics.get(subTopic)?.size ?? 0;
   }
 
   /** A new token for a joined channel: the session index follows the identity. */

@@ -74,13 +74,21 @@ export interface BroadcastInput {
   origin?: string | null;
 }
 
-export async function insertBroadcast(q: Queryable, b: BroadcastInput): Promise<number> {
-  const { rows } = await q.query<{ id: number }>(
+/**
+ * Logs broadcasts in one statement, in the given order (one row each). The list travels as one
+ * jsonb array of records, so its fields cannot fall out of step.
+ */
+export async function insertBroadcasts(q: Queryable, list: readonly BroadcastInput[]): Promise<void> {
+  if (list.length === 0) return;
+  const records = list.map((b) => ({ topic: b.topic, event: b.event, payload: b.payload ?? null, private: b.private, origin: b.origin ?? null }));
+  await q.query(
     `insert into hallpass.realtime_events (kind, topic, event, payload, private, origin)
-     values ('broadcast', $1, $2, $3, $4, $5) returning id`,
-    [b.topic, b.event, JSON.stringify(b.payload ?? null), b.private, b.origin ?? null],
+     select 'broadcast', x.topic, x.event, x.payload, x.private, x.origin
+       from rows from (jsonb_to_recordset($1::jsonb) as (topic text, event text, payload jsonb, private boolean, origin text))
+            with ordinality as x (topic, event, payload, private, origin, ord)
+      order by x.ord`,
+    [JSON.stringify(records)],
   );
-  return Number(rows[0]!.id);
 }
 
 /** Events a rejoining channel missed: broadcasts on its topic and changes on its tables. */

@@ -1,5 +1,5 @@
 import type { Queryable } from '@hallpass/db';
-import type { Identity } from './identity.ts';
+import type { Identity } from '../sessions/identity.ts';
 import { restErrors } from './rest-errors.ts';
 import type { Statement } from './sql-builder.ts';
 
@@ -22,12 +22,12 @@ export async function runAs(
   now: Date,
   s: { statement: Statement; count?: Statement | undefined; expectOne: boolean },
 ): Promise<RunResult> {
-  const session = who.role === 'authenticated' ? who.liveSession : null;
+  const session = who.kind === 'user' ? who.liveSession : null;
   const { rows } = await q.query<RunResult & { live: boolean }>(
     'select live, n, body, total from hallpass.rest_run($1, $2, $3, $4, $5, $6, $7, $8, $9)',
     [
       who.role,
-      JSON.stringify(who.claims),
+      who.claimsJson,
       session?.id ?? null,
       session?.profileId ?? null,
       now,

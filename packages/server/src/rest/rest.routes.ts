@@ -1,9 +1,10 @@
 import { Hono, type Context } from 'hono';
 import type { Deps } from '../deps.ts';
 import type { AppEnv } from '../http/context.ts';
+import { clearSessionCookies, setSessionCookies } from '../http/cookies.ts';
+import { createIdentityResolver, type Identity, type IdentityResolver } from '../sessions/identity.ts';
 import { AppError } from '../shared/errors.ts';
 import { createCatalog, type Catalog, type TableInfo } from './catalog.ts';
-import { createTokenCache, resolveIdentity, type Identity } from './identity.ts';
 import { parsePrefer, parseQuery, type ParsedQuery, type Preferences } from './query-parser.ts';
 import { fromAppError, fromPgError, isPgError, RestError, restErrors } from './rest-errors.ts';
 import { runAs, type RunResult } from './rest.repository.ts';
@@ -127,6 +128,28 @@ function rangeHeader(offset: number, n: number, total: number | undefined): stri
   return `${range}/${total ?? '*'}`;
 }
 
+/** The caller of a data API request, or the PostgREST-shaped 401 for why there is none. */
+async function requestIdentity(c: Context, deps: Pick<Deps, 'config'>, identities: IdentityResolver): Promise<Identity> {
+  const resolved = await identities.request(c);
+  if (resolved.ok) {
+    const who = resolved.identity;
+    if (who.kind === 'user' && who.renewed) setSessionCookies(c, deps.config, who.renewed);
+    return who;
+  }
+  switch (resolved.refusal) {
+    case 'invalid_api_key':
+      throw restErrors.jwt('Invalid API key');
+    case 'invalid_token':
+      throw restErrors.jwt('JWT is invalid or expired');
+    case 'invalid_session':
+      // Dead cookies are cleared so the browser stops sending them.
+      clearSessionCookies(c, deps.config);
+      throw restErrors.jwt('The session is not valid; sign in again');
+    case 'no_credentials':
+      throw restErrors.noCredentials();
+  }
+}
+
 /**
  * `/rest/v1/<table>`: the PostgREST dialect supabase-js speaks, over the tables of the exposed schemas.
  * Every statement runs in a transaction switched to the caller's role with its claims set, so what a
@@ -135,7 +158,7 @@ function rangeHeader(offset: number, n: number, total: number | undefined): stri
 export function restRoutes(deps: Deps) {
   const app = new Hono<AppEnv>();
   const catalog = createCatalog(deps.db);
-  const tokens = createTokenCache(deps);
+  const identities = createIdentityResolver(deps);
 
   // Errors become PostgREST-shaped responses right here rather than in a sub-app onError: Hono wraps
   // a sub-app with its own error handler in a way that makes node-server build a full Response (and a
@@ -152,7 +175,7 @@ export function restRoutes(deps: Deps) {
     const read = method === 'GET' || method === 'HEAD';
     const neg = negotiate(c.req.header('accept'));
     const schema = schemaOf(c, deps, read);
-    const who = await resolveIdentity(c, deps, tokens);
+    const who = await requestIdentity(c, deps, identities);
     const q = parseQuery(new URL(c.req.url).searchParams);
     const prefer = parsePrefer(c.req.header('prefer'));
     const p = await planFresh(c, catalog, schema, name, (t) => plan(c, t, q, prefer, neg, who));
