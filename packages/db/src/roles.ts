@@ -30,16 +30,22 @@ export function asService<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return asUser(db, { role: 'service_role' }, fn);
 }
 
-/** Switches an open transaction to the claims' role. The role is checked against a closed list. */
+/**
+ * Switches an open transaction to the claims' role. The role is checked against a closed list.
+ * `hallpass.set_request_claims` (migration 0014) also sets the per-claim settings older PostgREST set
+ * (`request.jwt.claim.email`, `jwt.claims.email`, ...), so policies pasted from older guides work.
+ * Call it while the transaction runs as the server's own role (at its start, or after `resetRole`).
+ */
 export async function setClaims(tx: Queryable, claims: Claims): Promise<void> {
   if (!dbRoles.includes(claims.role)) throw new TypeError(`unknown database role: ${String(claims.role)}`);
-  await tx.query(`select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`, [
-    claims.role,
-    JSON.stringify(claims),
-  ]);
+  await tx.query('select hallpass.set_request_claims($1, $2)', [claims.role, JSON.stringify(claims)]);
 }
 
-/** Back to the connection's own role inside a transaction that switched with `setClaims`. */
+/**
+ * Back to the connection's own role inside a transaction that switched with `setClaims`. Built-ins
+ * only: the role switched to may not call hallpass functions. Legacy per-claim settings left behind
+ * are blanked by the next `setClaims`, and the server's own role is not subject to RLS.
+ */
 export async function resetRole(tx: Queryable): Promise<void> {
   await tx.query(`select set_config('role', 'none', true), set_config('request.jwt.claims', '', true)`);
 }

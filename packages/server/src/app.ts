@@ -9,7 +9,7 @@ import type { Deps } from './deps.ts';
 import type { AppEnv } from './http/context.ts';
 import { homeRoutes } from './http/home.ts';
 import { publicConfigRoutes } from './http/public-config.routes.ts';
-import { originCheck } from './http/security.ts';
+import { noStore, originCheck } from './http/security.ts';
 import { hasBuiltApp, staticAppRoutes } from './http/static-app.ts';
 import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
 import { passwordlessRoutes } from './passwordless/passwordless.routes.ts';
@@ -74,6 +74,7 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
     c.res.headers.append('vary', 'Origin');
   });
 
+  app.use(noStore());
   app.use(originCheck(deps.config));
   const maxBody = 16 * 1024;
   const limitBody = bodyLimit({

@@ -7,6 +7,7 @@ import { createApp, type AppState } from './app.ts';
 import type { Config } from './config/config.ts';
 import { systemClock, type Clock, type Deps } from './deps.ts';
 import { startOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from './mail/outbox.ts';
+import { isLoopbackHost } from './http/client-ip.ts';
 import { createDevMailboxTransport, createSmtpTransport, type MailTransport } from './mail/transports.ts';
 import { deriveServerKeys } from './shared/crypto.ts';
 import { createChannel, createSignal } from './shared/signal.ts';
@@ -94,6 +95,9 @@ export async function startServer(
   overrides: DepsOverrides & { outbox?: OutboxWorkerOptions } = {},
 ): Promise<RunningServer> {
   const deps = await createDeps(config, overrides);
+  if (config.mail.devMailbox && !isLoopbackHost(config.host)) {
+    deps.log.warn({ host: config.host }, 'DEV_MAILBOX is on and the server listens beyond loopback: the mailbox answers only requests from this machine, but do not run it like this on a shared network');
+  }
   const state: AppState = { ready: false };
   await runMigrations(deps.db, config.appMigrationsDir);
   state.ready = true;

@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { passwordlessTypes } from '@hallpass/protocol';
+import { isLoopbackHost, parseTrustProxy, type TrustProxy } from '../http/client-ip.ts';
 
 const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes' || v === 'on');
 const list = z
   .string()
   .transform((v) =>
@@ -40,7 +41,7 @@ const envSchema = z.object({
   RATE_LIMIT_IP_PER_10_MINUTES: int(1, 1_000_000).default(30),
   CORS_ORIGINS: list.default([]),
   REDIRECT_ALLOW_LIST: list.default([]),
-  TRUST_PROXY: bool.default(false),
+  TRUST_PROXY: z.string().optional(),
   DEV_MAILBOX: bool.optional(),
   APP_STATIC_DIR: z.string().optional(),
   APP_MIGRATIONS_DIR: z.string().optional(),
@@ -89,7 +90,8 @@ export interface Config {
   allowedOrigins: string[];
   /** Where a magic link may send the browser after sign-in: exact origins or URL prefixes. */
   redirectAllowList: string[];
-  trustProxy: boolean;
+  /** Which proxies in front of us may report the client's address (X-Forwarded-For). @default false */
+  trustProxy: TrustProxy;
   logLevel: string;
   /** A built browser app to serve at `/` instead of the built-in page (its index.html and assets). */
   appStaticDir: string | undefined;
@@ -144,6 +146,12 @@ export function loadConfig(env: Env): Readonly<Config> {
   const production = e.NODE_ENV === 'production';
   const devMailbox = e.DEV_MAILBOX ?? (!e.SMTP_URL && !production);
   if (devMailbox && production) problems.push('DEV_MAILBOX cannot be on in production: it shows sign-in codes');
+  // It answers only loopback callers anyway; on by default it must not look reachable from a network.
+  if (devMailbox && e.DEV_MAILBOX === undefined && !isLoopbackHost(e.HOST)) {
+    problems.push(`DEV_MAILBOX: the dev mailbox shows sign-in codes; with HOST=${e.HOST} set SMTP_URL, or DEV_MAILBOX=on to keep it (loopback callers only)`);
+  }
+  const trustProxy = parseTrustProxy(e.TRUST_PROXY);
+  if (trustProxy && 'problems' in trustProxy) problems.push(...trustProxy.problems);
   if (production && !e.SMTP_URL) problems.push('SMTP_URL is required in production');
   if (production && !e.HALLPASS_SECRET) problems.push('HALLPASS_SECRET is required in production');
   if (production && !baseUrl.startsWith('https://')) problems.push('APP_BASE_URL must be https in production');
@@ -151,7 +159,10 @@ export function loadConfig(env: Env): Readonly<Config> {
     if (!URL.canParse(origin) || new URL(origin).origin !== origin) problems.push(`CORS_ORIGINS: ${origin} is not an origin`);
   }
   for (const target of e.REDIRECT_ALLOW_LIST) {
-    if (!URL.canParse(target)) problems.push(`REDIRECT_ALLOW_LIST: ${target} is not a URL`);
+    const url = URL.canParse(target) ? new URL(target) : null;
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.username || url.password || url.search || url.hash) {
+      problems.push(`REDIRECT_ALLOW_LIST: ${target} is not an http(s) origin or URL prefix`);
+    }
   }
   const tenantHosts: Record<string, string> = {};
   for (const entry of e.TENANT_HOSTS) {
@@ -194,7 +205,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     allowedOrigins: [baseUrl, ...e.CORS_ORIGINS],
     redirectAllowList: [baseUrl, ...e.REDIRECT_ALLOW_LIST],
-    trustProxy: e.TRUST_PROXY,
+    trustProxy: trustProxy as TrustProxy,
     logLevel: e.LOG_LEVEL,
     appStaticDir: e.APP_STATIC_DIR ? resolve(e.APP_STATIC_DIR) : undefined,
     appMigrationsDir: e.APP_MIGRATIONS_DIR ? resolve(e.APP_MIGRATIONS_DIR) : undefined,

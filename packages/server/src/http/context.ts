@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
+import { clientAddress } from './client-ip.ts';
 import type { AccessClaims, Authenticated } from '../sessions/sessions.service.ts';
 
 /** What middleware puts on the Hono context for handlers. */
@@ -19,17 +20,19 @@ export interface AppEnv {
 export type AppContext = Context<AppEnv>;
 
 /**
- * The caller's address. Behind a proxy (TRUST_PROXY=true) the first X-Forwarded-For entry, which the
- * proxy must set; otherwise the socket's peer, which a client cannot forge.
+ * The caller's address for per-IP limits and session records: the socket's peer, which a client
+ * cannot forge, or behind trusted proxies (TRUST_PROXY) the right-most X-Forwarded-For address that
+ * is not one of them (see `clientAddress`).
  */
 export function clientIp(c: Context, config: Pick<Config, 'trustProxy'>): string | null {
-  if (config.trustProxy) {
-    const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-    if (forwarded) return forwarded.slice(0, 64);
-  }
+  return clientAddress(config.trustProxy, peerAddress(c), c.req.header('x-forwarded-for'));
+}
+
+/** The socket's remote address; undefined when the request did not come over a socket. */
+export function peerAddress(c: Context): string | undefined {
   try {
-    return getConnInfo(c).remote.address ?? null;
+    return getConnInfo(c).remote.address;
   } catch {
-    return null;
+    return undefined;
   }
 }

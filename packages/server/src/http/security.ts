@@ -30,19 +30,20 @@ export function originCheck(config: Pick<Config, 'allowedOrigins'>): MiddlewareH
 }
 
 /**
- * Whether a post-sign-in redirect target is allowed: a path on this server, or a URL under one of
- * the allow-list entries (an origin allows all of it; a URL with a path allows that path and below).
+ * Paths whose answers carry sessions, codes or a user's data: sign-in and session endpoints, the
+ * magic-link confirm page, token endpoints, the data API and the dev mailbox.
  */
-export function isAllowedRedirect(config: Pick<Config, 'baseUrl' | 'redirectAllowList'>, target: string): boolean {
-  if (target.startsWith('/') && !target.startsWith('//') && !target.startsWith('/\\')) return true;
-  if (!URL.canParse(target)) return false;
-  const url = new URL(target);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return false;
-  if (url.username || url.password) return false;
-  return config.redirectAllowList.some((entry) => {
-    const allowed = new URL(entry);
-    if (allowed.origin !== url.origin) return false;
-    const prefix = allowed.pathname.endsWith('/') ? allowed.pathname : `${allowed.pathname}/`;
-    return allowed.pathname === '/' || url.pathname === allowed.pathname || url.pathname.startsWith(prefix);
-  });
+export const noStorePaths = ['/api/auth', '/api/profile', '/passwordless', '/oauth', '/rest/v1', '/dev/mailbox'] as const;
+
+/**
+ * `Cache-Control: no-store` on every answer under `paths` (errors and redirects too): a shared proxy
+ * or the browser's back/forward cache must never keep a session, a user or a sign-in page. Set before
+ * the handler runs, on the headers every response of this request is built with.
+ */
+export function noStore(paths: readonly string[] = noStorePaths): MiddlewareHandler {
+  const under = (path: string) => paths.some((p) => path === p || path.startsWith(`${p}/`));
+  return async (c, next) => {
+    if (under(c.req.path)) c.header('cache-control', 'no-store');
+    await next();
+  };
 }

@@ -1,9 +1,11 @@
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { html } from 'hono/html';
 import type { Deps } from '../deps.ts';
-import type { AppEnv } from '../http/context.ts';
+import { isLoopbackAddress } from '../http/client-ip.ts';
+import { peerAddress, type AppEnv } from '../http/context.ts';
 import { page } from '../http/page.ts';
 import { normalizeEmail } from '../shared/email.ts';
+import { AppError } from '../shared/errors.ts';
 
 interface MailboxRow {
   to_email: string;
@@ -17,10 +19,18 @@ interface MailboxRow {
 
 /**
  * The dev mailbox: mounted only when no SMTP is configured and not in production (config enforces
- * it), because it shows sign-in codes to whoever asks.
+ * it), because it shows sign-in codes to whoever asks. So it answers only callers on this machine,
+ * judged by the socket's peer address: never by X-Forwarded-For, which any client can write.
  */
 export function devMailboxRoutes(deps: Pick<Deps, 'db'>) {
   const app = new Hono<AppEnv>();
+
+  const loopbackOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+    if (!isLoopbackAddress(peerAddress(c))) throw new AppError('forbidden', { message: 'The dev mailbox answers only requests from this machine.' });
+    await next();
+  };
+  app.use('/dev/mailbox', loopbackOnly);
+  app.use('/dev/mailbox/*', loopbackOnly);
 
   const read = async (to: string | undefined, limit: number): Promise<MailboxRow[]> => {
     const email = to ? normalizeEmail(to) : null;

@@ -7,7 +7,7 @@ import { clientIp, type AppContext, type AppEnv } from '../http/context.ts';
 import { readBindingCookie, setBindingCookie, setSessionCookies } from '../http/cookies.ts';
 import { emailField, readJson } from '../http/json.ts';
 import { page } from '../http/page.ts';
-import { isAllowedRedirect } from '../http/security.ts';
+import { resolveAllowedRedirect } from '../http/redirects.ts';
 import { toUser } from '../profiles/profiles.repository.ts';
 import { AppError } from '../shared/errors.ts';
 import {
@@ -54,9 +54,12 @@ export function passwordlessRoutes(deps: Deps) {
 
   app.post('/api/auth/passwordless/send', async (c) => {
     const body = await readJson(c, sendBody);
-    if (body.redirectTo !== undefined && !isAllowedRedirect(deps.config, body.redirectTo)) throw new AppError('invalid_redirect');
+    // Checked (and normalised) now, so a bad target is refused before any mail goes out, and only the
+    // resolved URL is stored.
+    const redirectTo = body.redirectTo === undefined ? undefined : resolveAllowedRedirect(deps.config, body.redirectTo);
+    if (redirectTo === null) throw new AppError('invalid_redirect');
     const tenant = body.tenant ?? hostTenant(deps, new URL(c.req.url).hostname);
-    const result = await sendPasswordless(deps, { ...body, tenant }, requestContext(c, deps));
+    const result = await sendPasswordless(deps, { ...body, redirectTo, tenant }, requestContext(c, deps));
     if (result.binding) setBindingCookie(c, deps.config, result.binding, result.response.expiresIn + 60);
     return c.json(result.response);
   });
@@ -111,7 +114,9 @@ export function passwordlessRoutes(deps: Deps) {
       throw err;
     }
     signedIn(c, deps, verified);
-    const target = verified.redirectTo && isAllowedRedirect(deps.config, verified.redirectTo) ? verified.redirectTo : '/';
+    // Checked again: the allow-list may have shrunk since the send, and rows stored before this check
+    // existed may hold raw input.
+    const target = (verified.redirectTo ? resolveAllowedRedirect(deps.config, verified.redirectTo) : null) ?? '/';
     return c.redirect(target, 303);
   });
 
