@@ -53,7 +53,7 @@ type LimitConfig = Pick<Config['realtime'], 'maxSocketsPerIp' | 'joinsPerSecondP
 /**
  * The flood limits of one instance: open sockets and joins per client address, and one budget of
  * broadcast deliveries shared by every socket (each client broadcast is a log row and a fan-out). Addresses come
- * from the HTTP side's `clientIp`, so TRUST_PROXY means the same thing for sockets and requests.
+ * from `clientAddress`, the function behind the HTTP side's `clientIp`, so TRUST_PROXY means the same
  */
 export class RealtimeLimits {
   private readonly addresses = new Map<string, PerAddress>();

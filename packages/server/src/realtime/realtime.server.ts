@@ -6,9 +6,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { createBatcher } from '@hallpass/db';
 import type { ErrorCode } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
-import { clientIp } from '../http/context.ts';
+import { clientAddress } from '../http/client-ip.ts';
 import { cookieNames } from '../http/cookies.ts';
-import { upgradeContext } from '../http/upgrade-context.ts';
 import { createIdentityResolver } from '../sessions/identity.ts';
 import { Hub } from './realtime.hub.ts';
 import { limitReasons, RealtimeLimits } from './realtime.limits.ts';
@@ -79,7 +78,9 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
       return;
     }
     // Counted before anything costly (the apikey's signature): a flood from one address stops here.
-    const ip = clientIp(upgradeContext(req), config);
+    // The address is decided as for HTTP requests (clientIp), so TRUST_PROXY means the same here.
+    const forwarded = req.headers['x-forwarded-for'];
+    const ip = clientAddress(config.trustProxy, req.socket.remoteAddress, Array.isArray(forwarded) ? forwarded.join(', ') : forwarded);
     if (!limits.openSocket(ip)) {
       refuse(socket, '429 Too Many Requests', 'too_many_connections', limitReasons.sockets);
       return;

@@ -64,7 +64,7 @@ begin
     if roles[i] in ('anon', 'authenticated', 'service_role') then
       k := k + 1;
       begin
-        perform set_config('role', roles[i], true), set_config('request.jwt.claims', claims[i], true);
+        perform hallpass.set_request_claims(roles[i], claims[i]);
         execute queries[k] into visible using olds[i];
       exception when others then
         visible := false;
@@ -72,7 +72,7 @@ begin
     end if;
     result := result || coalesce(visible, false);
   end loop;
-  perform set_config('role', 'none', true), set_config('request.jwt.claims', '', true);
+  perform hallpass.set_request_claims('none', '');
   return result;
 end $$;
 revoke all on function hallpass.realtime_old_query(regclass, text) from public;
