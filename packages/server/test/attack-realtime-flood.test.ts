@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { limitReasons } from '../src/realtime/realtime.limits.ts';
 import { signInWithCode, startTestServer, uniqueEmail, type TestServer } from './harness.ts';
 import { apiKey, Inbox, RawSocket, signIn, subscribed, supabaseClient } from './realtime-helpers.ts';
+import { tryUpgrade, type Upgrade } from './ws-upgrade.ts';
 
 // Finding 5 of issue 9: one address opened 300 unauthenticated sockets (all accepted), 50 of them sent
 // 40 broadcasts each (all accepted), and /readyz took 4.3 s during the burst. Now: per-address limits
@@ -16,18 +17,9 @@ import { apiKey, Inbox, RawSocket, signIn, subscribed, supabaseClient } from './
 // user connects without it, as another address.
 const attackerAddress = '198.51.100.7';
 
-/** Tries a WebSocket upgrade; resolves with the open socket, or the refusal's status and JSON body. */
-function tryOpen(server: TestServer, key: string): Promise<{ ws: WebSocket } | { status: number; retryAfter: string | undefined; body: any }> {
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/realtime/v1/websocket?vsn=2.0.0&apikey=${key}`, { headers: { 'x-forwarded-for': attackerAddress } });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve({ ws }));
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body: JSON.parse(text) }));
-    });
-    ws.once('error', reject);
-  });
+/** One upgrade from the attacker's address. */
+function tryOpen(server: TestServer, key: string): Promise<Upgrade> {
+  return tryUpgrade(`${server.url.replace('http', 'ws')}/realtime/v1/websocket?vsn=2.0.0&apikey=${key}`, { 'x-forwarded-for': attackerAddress });
 }
 
 function p99(samples: number[]): number {

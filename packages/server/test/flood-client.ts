@@ -7,26 +7,14 @@
  *
  * Usage: tsx flood-client.ts <ws url> <apikey> <x-forwarded-for> <sockets> <broadcasters> <perSocket>
  */
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
+import { tryUpgrade } from './ws-upgrade.ts';
 
 const [url, apikey, forwardedFor, sockets, broadcasters, perSocket] = process.argv.slice(2) as [string, string, string, string, string, string];
 if (!/^ws:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error('flood-client only talks to 127.0.0.1');
 const target = `${url}?vsn=2.0.0&apikey=${apikey}`;
 
-type Opened = { ws: WebSocket } | { status: number; retryAfter: string | undefined; body: unknown };
-
-function open(): Promise<Opened> {
-  const ws = new WebSocket(target, { headers: { 'x-forwarded-for': forwardedFor } });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve({ ws }));
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body: JSON.parse(text) }));
-    });
-    ws.once('error', reject);
-  });
-}
+const open = () => tryUpgrade(target, { 'x-forwarded-for': forwardedFor });
 
 /** A Phoenix client over one socket: sends frames and resolves each with its phx_reply. */
 function channel(ws: WebSocket) {
