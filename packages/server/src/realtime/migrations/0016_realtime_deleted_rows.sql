@@ -64,6 +64,8 @@ begin
     if roles[i] in ('anon', 'authenticated', 'service_role') then
       k := k + 1;
       begin
+        -- Back to the server's own role first: the subscriber roles may not call set_request_claims.
+        perform set_config('role', 'none', true);
         perform hallpass.set_request_claims(roles[i], claims[i]);
         execute queries[k] into visible using olds[i];
       exception when others then
@@ -72,6 +74,7 @@ begin
     end if;
     result := result || coalesce(visible, false);
   end loop;
+  perform set_config('role', 'none', true);
   perform hallpass.set_request_claims('none', '');
   return result;
 end $$;
