@@ -9,9 +9,9 @@ import { createScratchDatabase } from '@hallpass/db/testing';
 
 export const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-/** A fresh database on the bench PostgreSQL server, dropped by `drop()`. */
-export function scratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  return createScratchDatabase(adminUrl, 'hallpass_bench');
+/** A fresh database on the bench PostgreSQL server (or the one at `admin`), dropped by `drop()`. */
+export function scratchDatabase(admin = adminUrl): Promise<{ url: string; drop(): Promise<void> }> {
+  return createScratchDatabase(admin, 'hallpass_bench');
 }
 
 export async function freePort(): Promise<number> {
@@ -23,14 +23,58 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts `hallpass serve` in its own process (so its CPU time is its own) and waits until it listens. */
-export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+/** What bench/probe.mjs reports from inside the server. */
+export interface Summary {
+  count: number;
+  total: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface ProbeReport {
+  gc: Summary;
+  /** Event-loop delay in ms (resolution 10 ms samples by monitorEventLoopDelay). */
+  loopDelay: { p50: number; p99: number; max: number };
+  batches: Record<string, { size: Summary; queuedMs: Summary; runMs: Summary }>;
+  poolWaitMs: Summary;
+  poolRunMs: Summary;
+}
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  /** With `probe`: clears the probe's samples, then (report) returns them (see bench/probe.mjs). */
+  probe: { reset(): Promise<void>; report(): Promise<ProbeReport> };
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `hallpass serve` in its own process (so its CPU time is its own) and waits until it
+ * listens. `probe` loads bench/probe.mjs into it (GC pauses, batch sizes, pool waits, over IPC).
+ */
+export async function startServerProcess(env: Record<string, string>, options: { probe?: boolean } = {}): Promise<ServerProcess> {
   const port = await freePort();
   const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', main, 'serve'], {
+  const probeArgs = options.probe ? ['--import', fileURLToPath(new URL('./probe.mjs', import.meta.url))] : [];
+  const nodeArgs = [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--import', 'tsx', ...probeArgs, main, 'serve'];
+  // Through sh to raise the soft open-files limit to the hard one (realtime benches hold 10,000+
+  // sockets); exec keeps the child's pid the server's (and its IPC channel, for the probe).
+  const child = spawn('sh', ['-c', 'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', process.execPath, ...nodeArgs], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit', ...(options.probe ? (['ipc'] as const) : [])],
   });
+  const ask = <T>(msg: string, answer: string): Promise<T> =>
+    new Promise((resolve, reject) => {
+      if (!child.send) return reject(new Error('server started without the probe'));
+      const on = (m: any) => {
+        if (m?.probe !== answer) return;
+        child.off('message', on);
+        resolve(m.report as T);
+      };
+      child.on('message', on);
+      child.send(msg);
+    });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   const deadline = Date.now() + 60_000;
@@ -41,6 +85,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<{
   return {
     url: `http://127.0.0.1:${port}`,
     child,
+    probe: { reset: () => ask<void>('probe:reset', 'reset'), report: () => ask<ProbeReport>('probe:report', 'report') },
     async stop() {
       child.kill('SIGTERM');
       await once(child, 'exit');
@@ -93,14 +138,25 @@ export function cpuMs(pid: number): number {
 }
 
 /**
- * CPU milliseconds used so far by PostgreSQL on this machine (the server under test): its live
- * processes, plus the backends that already ended (their time is added to the postmaster's
- * reaped-children total, so a pool closing idle connections does not make the sum go down).
+ * CPU milliseconds used so far by PostgreSQL: the cluster whose postmaster is `postmasterPid` (the
+ * bench's own cluster), or without it every PostgreSQL on this machine (a shared server: other
+ * users' work counts too). Live processes plus the backends that already ended (their time is
+ * added to the postmaster's reaped-children total, so a pool closing idle connections does not make
+ * the sum go down).
  */
-export function postgresCpuMs(): number {
+export function postgresCpuMs(postmasterPid?: number): number {
+  if (postmasterPid !== undefined) {
+    const postmaster = readProcStat(String(postmasterPid));
+    return cpuMs(postmasterPid) + (postmaster?.reapedChildrenCpuMs ?? 0);
+  }
   const pg = allProcesses().filter((p) => p.comm === 'postgres');
   const pids = new Set(pg.map((p) => p.pid));
   return pg.reduce((sum, p) => sum + p.cpuMs + (pids.has(p.ppid) ? 0 : p.reapedChildrenCpuMs), 0);
+}
+
+/** CPU milliseconds used so far by the given processes (those still running). */
+export function pidsCpuMs(pids: readonly number[]): number {
+  return pids.map((p) => readProcStat(String(p))?.cpuMs ?? 0).reduce((a, b) => a + b, 0);
 }
 
 /** CPU milliseconds this process (the load generator) has used. */

@@ -1,7 +1,9 @@
-// Reads of one's own profile through /rest/v1 (HTTP, token check, role switch, RLS) against the same
-// query straight through `pg` with `set local role` and the claims, in one run, at concurrency 64.
-// The server runs in its own process on a fresh PostgreSQL database at 127.0.0.1; every phase is
-// bounded in requests and seconds. Prints req/s, p50, p99 and the ratio (target: REST >= 0.5 x direct).
+// Requests through /rest/v1 (HTTP, token check, role switch, RLS) against the same query straight
+// through `pg` with `set local role` and the claims, in one run, at concurrency 64: one's own profile,
+// an embedded read (one's redemptions with their offers, from the holiday-sale example's tables) and
+// an rpc call (redeem_offer). The server runs in its own process on a fresh PostgreSQL database at
+// 127.0.0.1; every phase is bounded in requests and seconds. Prints req/s, p50, p99 and the ratio
+// (target: REST >= 0.8 x direct), and what hallpass.set_request_claims costs the direct side.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -26,6 +28,10 @@ const maxRequests = 20_000;
 const rounds = 3;
 const roundSeconds = 2.5;
 const warmupSeconds = 1.5;
+/** REST throughput as a share of the same query through pg (issue 12). */
+const target = 0.8;
+const plainSwitch = `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)`;
+const fullSwitch = `select hallpass.set_request_claims('authenticated', $1)`;
 
 interface Result {
   name: string;
@@ -121,6 +127,7 @@ async function main() {
     HALLPASS_DATA_DIR: dataDir,
     DEV_MAILBOX: 'true',
     LOG_LEVEL: 'silent',
+    APP_MIGRATIONS_DIR: fileURLToPath(new URL('../examples/holiday-sale/migrations', import.meta.url)),
   };
   const config = loadConfig(env);
   const deps = await createDeps(config, { print: () => {} });
@@ -130,13 +137,20 @@ async function main() {
   // must not crash the run; the pool replaces it.
   pool.on('error', () => {});
   try {
-    await runMigrations(deps.db);
+    await runMigrations(deps.db, config.appMigrationsDir);
     const seeded: SeededUser[] = await seedUsers(
       deps,
       deps.db,
       Array.from({ length: users }, (_, i) => ({ email: `bench${i}@bench.test`, tenantId: '00000000-0000-0000-0000-000000000000' })),
     );
     const anonKey = await signApiKey(deps, 'anon');
+    // Every user has redeemed two offers: the embedded read returns both with their offer.
+    const { rows: offerRows } = await deps.db.query<{ id: number }>('select id from public.offers order by id limit 2');
+    const offerIds = offerRows.map((o) => o.id);
+    await deps.db.query(
+      `insert into public.redemptions (tenant_id, email, offer_id) select u.t, u.e, o from unnest($1::uuid[], $2::text[]) u(t, e), unnest($3::bigint[]) o`,
+      [seeded.map((u) => u.tenantId), seeded.map((u) => u.email), offerIds],
+    );
 
     const main = fileURLToPath(new URL('../packages/server/src/main.ts', import.meta.url));
     child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof-rest'] : []), '--import', 'tsx', main, 'serve'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -149,67 +163,113 @@ async function main() {
     }
 
     const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-    const restOnce = (w: number) =>
+    /** One REST request; `check` decides whether the answer is the right one. */
+    const restOnce = (method: string, path: string, u: SeededUser, body: string | null, accept: string, check: (status: number, body: string) => boolean) =>
       new Promise<void>((resolve, reject) => {
-        const u = seeded[w % seeded.length]!;
-        const req = http.get(
+        const req = http.request(
           {
             agent,
+            method,
             host: '127.0.0.1',
             port,
-            path: `/rest/v1/profiles?select=*&email=eq.${encodeURIComponent(u.email)}`,
-            headers: { apikey: anonKey, authorization: `Bearer ${u.token}`, accept: 'application/vnd.pgrst.object+json' },
+            path,
+            headers: {
+              apikey: anonKey,
+              authorization: `Bearer ${u.token}`,
+              accept,
+              ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
+            },
           },
           (res) => {
-            let body = '';
+            let text = '';
             res.setEncoding('utf8');
-            res.on('data', (d: string) => (body += d));
-            res.on('end', () => (res.statusCode === 200 && body.includes(u.id) ? resolve() : reject(new Error(`REST ${res.statusCode}: ${body}`))));
+            res.on('data', (d: string) => (text += d));
+            res.on('end', () => (check(res.statusCode ?? 0, text) ? resolve() : reject(new Error(`REST ${method} ${path} ${res.statusCode}: ${text}`))));
           },
         );
         req.on('error', reject);
+        req.end(body ?? undefined);
       });
     // A keep-alive socket the server closed as idle just as it was reused: send again, once.
-    const restRead = (w: number) =>
-      restOnce(w).catch((err: NodeJS.ErrnoException) => {
+    const rest = (...args: Parameters<typeof restOnce>) =>
+      restOnce(...args).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') throw err;
-        return restOnce(w);
+        return restOnce(...args);
       });
 
     const claims = seeded.map((u) => JSON.stringify(u.claims));
-    const directRead = async (w: number) => {
-      const u = seeded[w % seeded.length]!;
+    /** The same statement straight through pg: begin, role and claims (as `switchSql`), the query, commit. */
+    const direct = async (w: number, sql: string, params: unknown[], check: (rows: Record<string, unknown>[]) => boolean, switchSql = plainSwitch) => {
       const client = await pool.connect();
       try {
         await client.query('begin');
-        await client.query(`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)`, [claims[w % claims.length]]);
-        const { rows } = await client.query('select * from public.profiles where email = $1', [u.email]);
+        await client.query(switchSql, [claims[w % claims.length]]);
+        const { rows } = await client.query(sql, params);
         await client.query('commit');
-        if (rows.length !== 1) throw new Error('direct read saw no row');
+        if (!check(rows)) throw new Error(`direct read got ${JSON.stringify(rows)}`);
       } finally {
         client.release();
       }
     };
 
+    const user = (w: number) => seeded[w % seeded.length]!;
+    const scenarios: { name: string; rest: (w: number) => Promise<void>; direct: (w: number) => Promise<void>; claimsDirect?: (w: number) => Promise<void> }[] = [
+      {
+        name: 'own profile read',
+        rest: (w) =>
+          rest('GET', `/rest/v1/profiles?select=*&email=eq.${encodeURIComponent(user(w).email)}`, user(w), null, 'application/vnd.pgrst.object+json', (st, b) => st === 200 && b.includes(user(w).id)),
+        direct: (w) => direct(w, 'select * from public.profiles where email = $1', [user(w).email], (rows) => rows.length === 1),
+        // The server switches through hallpass.set_request_claims (0014: legacy claim settings too).
+        claimsDirect: (w) => direct(w, 'select * from public.profiles where email = $1', [user(w).email], (rows) => rows.length === 1, fullSwitch),
+      },
+      {
+        name: 'embedded: own redemptions with their offers',
+        rest: (w) =>
+          rest('GET', '/rest/v1/redemptions?select=offer_id,redeemed_at,offers(title,percent_off)&order=offer_id', user(w), null, 'application/json', (st, b) => st === 200 && b.split('"title"').length === 3),
+        direct: (w) =>
+          direct(
+            w,
+            `select r.offer_id, r.redeemed_at, (select json_build_object('title', o.title, 'percent_off', o.percent_off) from public.offers o where o.id = r.offer_id) as offers
+               from public.redemptions r order by r.offer_id`,
+            [],
+            (rows) => rows.length === 2 && rows.every((r) => r.offers !== null),
+          ),
+      },
+      {
+        name: 'rpc: redeem_offer (already redeemed)',
+        rest: (w) => rest('POST', '/rest/v1/rpc/redeem_offer', user(w), JSON.stringify({ offer_id: offerIds[0] }), 'application/json', (st, b) => st === 200 && b.includes('"offer_id"')),
+        direct: (w) => direct(w, 'select * from public.redeem_offer($1)', [offerIds[0]], (rows) => rows.length === 1 && rows[0]!.offer_id !== null),
+      },
+    ];
+
     console.log(
-      `concurrency ${concurrency}, ${users} users, pool ${poolSize} on each side; ${rounds} alternating rounds of up to ${roundSeconds} s / ${maxRequests} reads per side`,
+      `concurrency ${concurrency}, ${users} users, pool ${poolSize} on each side; ${rounds} alternating rounds of up to ${roundSeconds} s / ${maxRequests} requests per side`,
     );
     // The figures depend on what else the machine runs: say so next to them.
     console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     const serverPid = child.pid!;
-    await load('warm-up', restRead, warmupSeconds, 5000, serverPid);
-    await load('warm-up', directRead, warmupSeconds, 5000, serverPid);
-    // Alternating rounds, so a busy neighbour on the machine weighs on both sides alike.
-    const directParts: Result[] = [];
-    const restParts: Result[] = [];
-    for (let i = 0; i < rounds; i++) {
-      directParts.push(await load('direct', directRead, roundSeconds, maxRequests, serverPid));
-      restParts.push(await load('rest', restRead, roundSeconds, maxRequests, serverPid));
+    for (const sc of scenarios) {
+      console.log(`\n-- ${sc.name}`);
+      await load('warm-up', sc.rest, warmupSeconds, 5000, serverPid);
+      await load('warm-up', sc.direct, warmupSeconds, 5000, serverPid);
+      // Alternating rounds, so a busy neighbour on the machine weighs on both sides alike.
+      const directParts: Result[] = [];
+      const claimsParts: Result[] = [];
+      const restParts: Result[] = [];
+      for (let i = 0; i < rounds; i++) {
+        directParts.push(await load('direct', sc.direct, roundSeconds, maxRequests, serverPid));
+        if (sc.claimsDirect) claimsParts.push(await load('direct', sc.claimsDirect, roundSeconds, maxRequests, serverPid));
+        restParts.push(await load('rest', sc.rest, roundSeconds, maxRequests, serverPid));
+      }
+      const d = report(merge('direct pg (set local role + claims)', directParts));
+      if (claimsParts.length) {
+        const dc = report(merge('direct pg (hallpass.set_request_claims)', claimsParts));
+        console.log(`set_request_claims costs ${(((d - dc) / d) * 100).toFixed(0)} % of direct throughput`);
+      }
+      const r = report(merge('/rest/v1 (supabase-js request)', restParts));
+      const ratio = r / d;
+      console.log(`ratio REST / direct: ${ratio.toFixed(2)} (target >= ${target}) ${ratio >= target ? 'OK' : 'BELOW TARGET'}`);
     }
-    const direct = report(merge('direct pg (set local role + claims)', directParts));
-    const rest = report(merge('/rest/v1 (supabase-js request)', restParts));
-    const ratio = rest / direct;
-    console.log(`ratio REST / direct: ${ratio.toFixed(2)} (target >= 0.5) ${ratio >= 0.5 ? 'OK' : 'BELOW TARGET'}`);
     agent.destroy();
   } finally {
     child?.kill('SIGTERM');

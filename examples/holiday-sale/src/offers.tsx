@@ -1,6 +1,7 @@
 import { HallpassError } from '@hallpass/client';
 import { useHallpass } from '@hallpass/react';
 import { useCallback, useEffect, useState } from 'react';
+import { supabase } from './supabase.ts';
 
 interface Offer {
   id: number;
@@ -42,13 +43,14 @@ export function Offers({ signedIn }: { signedIn: boolean }) {
     void load();
   }, [load]);
 
+  // One rpc call: the database checks the offer and records the redemption in one transaction.
   async function redeem(id: number) {
-    try {
-      await client.data.insert('redemptions', { offer_id: id });
-      setRedeemed((s) => new Set(s).add(id));
-    } catch {
-      setProblem('Could not redeem that offer.');
+    const { error } = await (await supabase()).rpc('redeem_offer', { offer_id: id });
+    if (error) {
+      setProblem(error.hint === 'offer_unavailable' ? 'That offer is no longer available.' : 'Could not redeem that offer.');
+      return;
     }
+    setRedeemed((s) => new Set(s).add(id));
   }
 
   return (

@@ -1,3 +1,5 @@
+import { batchChannel, type BatchTiming } from './diagnostics.ts';
+
 /**
  * Group commit for one kind of statement: calls that arrive while a batch is in the database wait
  * and go together as the next batch, so a burst of N costs one round trip and one commit, and a
@@ -8,19 +10,29 @@
  * That retry is safe because `run` is meant to be one statement: when it fails, it wrote nothing.
  * (A connection lost during the commit leaves the outcome unknown, as for any single statement.)
  */
-export function createBatcher<I, O>(run: (items: I[]) => Promise<O[]>, options: { maxBatch?: number } = {}): (item: I) => Promise<O> {
+export function createBatcher<I, O>(
+  run: (items: I[]) => Promise<O[]>,
+  options: { maxBatch?: number; /** Names the batches in their timings (see diagnostics.ts). */ name?: string } = {},
+): (item: I) => Promise<O> {
   const maxBatch = options.maxBatch ?? 64;
+  const name = options.name ?? 'batch';
   interface Waiting {
     item: I;
     resolve: (o: O) => void;
     reject: (err: unknown) => void;
+    at: number;
   }
   let queue: Waiting[] = [];
   let running = false;
 
   const settle = async (batch: Waiting[]) => {
     try {
+      const started = batchChannel.hasSubscribers ? performance.now() : 0;
       const results = await run(batch.map((w) => w.item));
+      if (started) {
+        const timing: BatchTiming = { name, size: batch.length, queuedMs: started - batch[0]!.at, runMs: performance.now() - started };
+        batchChannel.publish(timing);
+      }
       if (results.length !== batch.length) throw new Error(`batch returned ${results.length} results for ${batch.length} items`);
       batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (err) {
@@ -41,7 +53,7 @@ export function createBatcher<I, O>(run: (items: I[]) => Promise<O[]>, options: 
 
   return (item) =>
     new Promise<O>((resolve, reject) => {
-      queue.push({ item, resolve, reject });
+      queue.push({ item, resolve, reject, at: batchChannel.hasSubscribers ? performance.now() : 0 });
       if (!running) void drain();
     });
 }

@@ -52,6 +52,8 @@ const migrationLockKey = 7_316_480_112;
  */
 export async function migrate(db: Db, migrations: readonly Migration[]): Promise<string[]> {
   return db.transaction(async (tx) => {
+    // Migrations (and waiting for another instance's) may take longer than the pool's statement_timeout.
+    await tx.query("select set_config('statement_timeout', '0', true)");
     await tx.query('select pg_advisory_xact_lock($1)', [migrationLockKey]);
     await tx.query(`create schema if not exists hallpass`);
     await tx.query(`create table if not exists hallpass.schema_migrations (
@@ -82,6 +84,8 @@ export async function migrate(db: Db, migrations: readonly Migration[]): Promise
       ]);
       done.push(m.name);
     }
+    // Schema caches (the data API's) reload when the schema changed, as PostgREST's do on this NOTIFY.
+    if (done.length) await tx.query("select pg_notify('pgrst', 'reload schema')");
     return done;
   });
 }

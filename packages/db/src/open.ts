@@ -9,6 +9,10 @@ export interface OpenDbOptions {
   /** Where PGlite keeps its files (`<dataDir>/data`); undefined with no URL means in memory. */
   dataDir?: string | undefined;
   poolSize?: number;
+  /** Where PGlite runs (see PgliteOptions). @default 'worker' */
+  pgliteThread?: 'worker' | 'main';
+  /** statement_timeout of each pool connection (PostgreSQL only). */
+  statementTimeoutMs?: number;
   onListenerError?: (err: Error) => void;
 }
 
@@ -17,8 +21,9 @@ export function openDb(options: OpenDbOptions): Promise<Db> {
     return openPostgres({
       connectionString: options.databaseUrl,
       ...(options.poolSize ? { max: options.poolSize } : {}),
+      ...(options.statementTimeoutMs ? { statementTimeoutMs: options.statementTimeoutMs } : {}),
       ...(options.onListenerError ? { onListenerError: options.onListenerError } : {}),
     });
   }
-  return openPglite(options.dataDir ? join(options.dataDir, 'data') : undefined);
+  return openPglite(options.dataDir ? join(options.dataDir, 'data') : undefined, options.pgliteThread ? { thread: options.pgliteThread } : {});
 }

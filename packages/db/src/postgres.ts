@@ -1,10 +1,18 @@
 import pg from 'pg';
+import { poolChannel, type PoolTiming } from './diagnostics.ts';
+import { preparedName } from './prepared.ts';
 import type { Db, Queryable, QueryResult, Tx } from './types.ts';
 
 export interface PostgresOptions {
   connectionString: string;
   /** Pool size. @default 20 */
   max?: number;
+  /**
+   * statement_timeout of every pool connection, in ms (a startup parameter, so it costs no statement).
+   * A statement that runs longer is cancelled by the server itself and its connection is idle again.
+   * @default no timeout
+   */
+  statementTimeoutMs?: number;
   /** Called when the listener connection fails; it reconnects by itself. */
   onListenerError?: (err: Error) => void;
 }
@@ -14,7 +22,11 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 /** A PostgreSQL server through a node-postgres pool, plus one dedicated LISTEN connection. */
 export async function openPostgres(options: PostgresOptions): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 20 });
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max ?? 20,
+    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+  });
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   await pool.query('select 1');
@@ -61,9 +73,30 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
     timer.unref();
   };
 
+  // With a subscriber (the bench's probe), pool statements take their connection themselves so the
+  // wait for it is measured apart from the statement.
+  const timedPoolQuery = async (statement: string | pg.QueryConfig, params: unknown[] | undefined): Promise<pg.QueryResult> => {
+    const t0 = performance.now();
+    const client = await pool.connect();
+    const t1 = performance.now();
+    try {
+      return await client.query(statement, params);
+    } finally {
+      client.release();
+      const timing: PoolTiming = { waitMs: t1 - t0, runMs: performance.now() - t1 };
+      poolChannel.publish(timing);
+    }
+  };
+
   const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
     async query<R extends object>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-      const res = await q.query(text, params as unknown[] | undefined);
+      // Hot statements (see `prepared`) are parsed and planned once per connection.
+      const name = preparedName(text);
+      const statement: string | pg.QueryConfig = name ? { name, text } : text;
+      const res =
+        q === pool && poolChannel.hasSubscribers
+          ? await timedPoolQuery(statement, params as unknown[] | undefined)
+          : await q.query(statement, params as unknown[] | undefined);
       return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
     },
   });
@@ -72,7 +105,9 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
     kind: 'postgres',
     query: wrap(pool).query,
     async transaction(fn) {
+      const t0 = poolChannel.hasSubscribers ? performance.now() : 0;
       const client = await pool.connect();
+      const t1 = t0 ? performance.now() : 0;
       try {
         await client.query('begin');
         const tx: Tx = { ...wrap(client), exec: async (sql) => void (await client.query(sql)) };
@@ -84,6 +119,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
         throw err;
       } finally {
         client.release();
+        if (t0) poolChannel.publish({ waitMs: t1 - t0, runMs: performance.now() - t1 } satisfies PoolTiming);
       }
     },
     async exec(sql) {

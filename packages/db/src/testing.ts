@@ -20,7 +20,7 @@ export interface TestDatabase {
  * A fresh, empty database for one test file: an in-memory PGlite, or a new database on the server
  * at TEST_DATABASE_URL, dropped afterwards. Tests never share data.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(options: { statementTimeoutMs?: number } = {}): Promise<TestDatabase> {
   if (testBackend() === 'pglite') {
     const db = await openPglite();
     return { db, drop: () => db.close() };
@@ -28,7 +28,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) throw new Error('HALLPASS_TEST_BACKEND=postgres needs TEST_DATABASE_URL');
   const scratch = await createScratchDatabase(adminUrl, 'hallpass_test');
-  const db = await openPostgres({ connectionString: scratch.url, max: 10 });
+  const db = await openPostgres({ connectionString: scratch.url, max: 10, ...options });
   return {
     db,
     url: scratch.url,

@@ -30,5 +30,11 @@ export interface Db extends Queryable {
    * can re-read what they might have missed (notifications are not queued across a reconnect).
    */
   listen(channel: string, onPayload: (payload: string) => void, onReconnect?: () => void): Promise<Unlisten>;
+  /**
+   * Embedded database only: its data directory as an uncompressed tar (PGlite's `dumpDataDir`),
+   * taken where the database runs (its worker thread), consistent with every committed statement.
+   * A server is backed up with its own tools (pg_dump).
+   */
+  dumpDataDir?(): Promise<Uint8Array>;
   close(): Promise<void>;
 }

@@ -38,6 +38,7 @@ export const errorCodes = {
   email_rate_limited_hour: { status: 429, message: 'Too many emails to this address this hour.' },
   ip_rate_limited: { status: 429, message: 'Too many sign-in requests from this network.' },
   too_many_connections: { status: 429, message: 'Too many open realtime connections from this network.' },
+  client_rate_limited: { status: 429, message: 'Too many sign-in requests from this API client.' },
   // 5xx: ours.
   not_ready: { status: 503, message: 'The server is starting.' },
   internal: { status: 500, message: 'Something went wrong on our side.' },

@@ -17,6 +17,7 @@ import { profileRoutes } from './profiles/profiles.routes.ts';
 import { realtimeRoutes } from './realtime/realtime.routes.ts';
 import { fromAppError } from './rest/rest-errors.ts';
 import { restRoutes } from './rest/rest.routes.ts';
+import { scalekitRoutes } from './scalekit/scalekit.routes.ts';
 import { sessionRoutes } from './sessions/sessions.routes.ts';
 import { AppError } from './shared/errors.ts';
 
@@ -110,6 +111,7 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
   app.route('/', publicConfigRoutes(deps));
   app.route('/', realtimeRoutes(deps));
   app.route('/', restRoutes(deps));
+  app.route('/', scalekitRoutes(deps));
   if (deps.config.mail.devMailbox) app.route('/', devMailboxRoutes(deps));
   // A built app (APP_STATIC_DIR, e.g. the holiday-sale example) replaces the tiny built-in page.
   if (hasBuiltApp(deps.config.appStaticDir)) app.route('/', staticAppRoutes(deps.config.appStaticDir));

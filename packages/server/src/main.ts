@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// The only module that reads process.env and argv: `serve` (default), `migrate`, `keys`.
+// The only module that reads process.env and argv: `serve` (default), `migrate`, `keys`, `clients`.
 import { ConfigError, loadConfig, redactConfig } from './config/config.ts';
-import { createDeps, runMigrations, startServer } from './server.ts';
+import { createDeps, createLogger, runMigrations, startServer } from './server.ts';
 import { signApiKey } from './sessions/api-keys.ts';
+import { runClientsCommand } from './scalekit/clients.cli.ts';
 
 async function main(command: string): Promise<void> {
   const config = loadConfig(process.env);
@@ -39,8 +40,17 @@ async function main(command: string): Promise<void> {
       await deps.db.close();
       return;
     }
+    case 'clients': {
+      // API clients of the Scalekit API: create (prints the secret once), list, revoke, revoke-tokens.
+      const deps = await createDeps(config, { log: createLogger({ logLevel: 'warn' }) });
+      await runMigrations(deps.db, config.appMigrationsDir);
+      const code = await runClientsCommand(deps, process.argv.slice(3), (line) => console.log(line));
+      await deps.db.close();
+      process.exitCode = code;
+      return;
+    }
     default:
-      console.error(`unknown command "${command}"; use serve, migrate or keys`);
+      console.error(`unknown command "${command}"; use serve, migrate, keys or clients`);
       process.exit(2);
   }
 }

@@ -1,6 +1,4 @@
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import { coreMigrationsDir, loadMigrations, migrate, openDb, type Db } from '@hallpass/db';
 import { pino, type Logger } from 'pino';
 import { createApp, type AppState } from './app.ts';
@@ -14,11 +12,13 @@ import { createChannel, createSignal } from './shared/signal.ts';
 import { loadSecrets } from './sessions/signing-keys.ts';
 import { createPasswordlessBatches } from './passwordless/passwordless.service.ts';
 import { startRealtime, type RealtimeServer } from './realtime/realtime.server.ts';
+import { listen } from './http/listener.ts';
+import { grpcPathPrefix, scalekitGrpcHandler } from './scalekit/scalekit.grpc.ts';
 
 /** Every feature's SQL, in the order the numbers give. */
 export const migrationDirs = [
   coreMigrationsDir,
-  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime', 'rest'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
+  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime', 'rest', 'scalekit'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
 /** Applies Hallpass's migrations and, when configured, the app's own (numbers 0020 and up). */
@@ -55,6 +55,8 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
       poolSize: config.databasePoolSize,
+      pgliteThread: config.pgliteThread,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
       onListenerError: (err) => log.warn({ err: err.message }, 'database listener connection lost; reconnecting'),
     }));
   const secrets = await loadSecrets({ dataDir: config.dataDir, secret: config.secret, jwtPrivateKey: config.jwtPrivateKey });
@@ -103,26 +105,21 @@ export async function startServer(
   state.ready = true;
   const outbox = await startOutboxWorker(deps, overrides.outbox);
   const app = createApp(deps, state);
-  const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
-  });
-  // Longer than the usual load balancer idle timeout (60 s), so the balancer closes idle connections
-  // first and never sends a request into one we are closing.
-  if ('keepAliveTimeout' in server) server.keepAliveTimeout = 65_000;
-  const realtime = await startRealtime(deps, server as HttpServer);
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  // One port: the app over HTTP/1.1 and HTTP/2, and Scalekit's gRPC service for its SDK (HTTP/2).
+  const appListener = getRequestListener(app.fetch, { hostname: config.host });
+  const grpc = scalekitGrpcHandler(deps);
+  const listener = await listen({ host: config.host, port: config.port, tls: config.tls }, (req, res) =>
+    req.url?.startsWith(grpcPathPrefix) ? grpc(req, res) : appListener(req as never, res as never),
+  );
+  const realtime = await startRealtime(deps, listener.upgradeServer);
   return {
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    url: listener.url,
     deps,
     outbox,
     realtime,
     async close() {
       await realtime.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      });
+      await listener.close();
       await outbox.stop();
       await deps.mailer.close();
       if (!overrides.db) await deps.db.close();

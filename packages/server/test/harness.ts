@@ -62,10 +62,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     drop = () => db.close();
     reopen = () => openPglite(join(dataDir, 'data'));
   } else {
-    const t = await createTestDatabase();
+    // The pool's statement_timeout is a connection setting, so the test database is opened with it,
+    // when a test sets one (none otherwise: a loaded test machine must not cut statements short).
+    const timeout = Number(options.env?.DATABASE_STATEMENT_TIMEOUT_MS ?? 0);
+    const t = await createTestDatabase({ statementTimeoutMs: timeout });
     db = t.db;
     drop = t.drop;
-    reopen = () => openPostgres({ connectionString: t.url!, max: 10 });
+    reopen = () => openPostgres({ connectionString: t.url!, max: 10, statementTimeoutMs: timeout });
   }
   return boot(options, dataDir, db, drop, reopen);
 }

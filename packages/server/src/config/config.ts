@@ -25,6 +25,8 @@ const envSchema = z.object({
   HALLPASS_DATA_DIR: z.string().default('./.hallpass'),
   DATABASE_URL: z.url().optional(),
   DATABASE_POOL_SIZE: int(1, 500).default(20),
+  PGLITE_THREAD: z.enum(['worker', 'main']).default('worker'),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0, 3_600_000).default(5000),
   SMTP_URL: z.url().optional(),
   MAIL_FROM: z.string().default('Hallpass <no-reply@hallpass.localhost>'),
   MAIL_LEASE_SECONDS: int(5, 3600).default(60),
@@ -39,6 +41,11 @@ const envSchema = z.object({
   RATE_LIMIT_EMAIL_PER_MINUTE: int(1, 10_000).default(2),
   RATE_LIMIT_EMAIL_PER_HOUR: int(1, 100_000).default(10),
   RATE_LIMIT_IP_PER_10_MINUTES: int(1, 1_000_000).default(30),
+  RATE_LIMIT_CLIENT_PER_10_MINUTES: int(1, 10_000_000).default(10_000),
+  API_CLIENT_TOKEN_TTL: int(60, 86_400).default(3600),
+  TLS_CERT_FILE: z.string().optional(),
+  APP_JWT_SECRET: z.string().min(32, 'APP_JWT_SECRET must be at least 32 characters').optional(),
+  TLS_KEY_FILE: z.string().optional(),
   CORS_ORIGINS: list.default([]),
   REDIRECT_ALLOW_LIST: list.default([]),
   TRUST_PROXY: z.string().optional(),
@@ -56,6 +63,7 @@ const envSchema = z.object({
   REALTIME_MAX_MESSAGE_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
+  REST_MAX_ROWS: int(1, 1_000_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -72,6 +80,8 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** Where the embedded database runs: its own worker thread (two cores) or the main thread. */
+  pgliteThread: 'worker' | 'main';
   secret: string | undefined;
   jwtPrivateKey: string | undefined;
   issuer: string;
@@ -85,7 +95,17 @@ export interface Config {
     attemptWindowSeconds: number;
   };
   sessions: { accessTokenTtl: number; refreshTokenTtl: number; refreshReuseGraceSeconds: number };
-  rateLimits: { emailPerMinute: number; emailPerHour: number; ipPer10Minutes: number };
+  /** `clientPer10Minutes`: sends per API client (Scalekit API), which replaces the per-IP rule there. */
+  rateLimits: { emailPerMinute: number; emailPerHour: number; ipPer10Minutes: number; clientPer10Minutes: number };
+  /** Seconds an API client's access token from /oauth/token lives. */
+  apiClientTokenTtl: number;
+  /**
+   * HS256 secret the app's own backend signs user tokens with (Supabase's JWT secret): the data API
+   * accepts such tokens as role authenticated. Unset: refused.
+   */
+  appJwtSecret: string | undefined;
+  /** PEM files: when set, the port speaks https (HTTP/1.1 and HTTP/2 by ALPN) instead of http. */
+  tls: { certFile: string; keyFile: string } | undefined;
   /** Origins allowed to make credentialed cross-origin calls (CORS) and cookie-authenticated writes. */
   allowedOrigins: string[];
   /** Where a magic link may send the browser after sign-in: exact origins or URL prefixes. */
@@ -122,6 +142,13 @@ export interface Config {
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
   restSchemas: readonly string[];
+  /** The most rows one `/rest/v1` read or rpc answers (PostgREST's max_rows). @default 1000 */
+  restMaxRows: number;
+  /**
+   * statement_timeout of every connection of the server's PostgreSQL pool, data API requests
+   * included; 0 turns it off. PGlite has no statement timer. @default 5000
+   */
+  databaseStatementTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -155,6 +182,7 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (production && !e.SMTP_URL) problems.push('SMTP_URL is required in production');
   if (production && !e.HALLPASS_SECRET) problems.push('HALLPASS_SECRET is required in production');
   if (production && !baseUrl.startsWith('https://')) problems.push('APP_BASE_URL must be https in production');
+  if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE go together');
   for (const origin of e.CORS_ORIGINS) {
     if (!URL.canParse(origin) || new URL(origin).origin !== origin) problems.push(`CORS_ORIGINS: ${origin} is not an origin`);
   }
@@ -186,6 +214,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     dataDir: resolve(e.HALLPASS_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    pgliteThread: e.PGLITE_THREAD,
     secret: e.HALLPASS_SECRET,
     jwtPrivateKey: e.HALLPASS_JWT_PRIVATE_KEY,
     issuer: e.HALLPASS_ISSUER ?? `${baseUrl}/auth/v1`,
@@ -202,7 +231,11 @@ export function loadConfig(env: Env): Readonly<Config> {
       emailPerMinute: e.RATE_LIMIT_EMAIL_PER_MINUTE,
       emailPerHour: e.RATE_LIMIT_EMAIL_PER_HOUR,
       ipPer10Minutes: e.RATE_LIMIT_IP_PER_10_MINUTES,
+      clientPer10Minutes: e.RATE_LIMIT_CLIENT_PER_10_MINUTES,
     },
+    apiClientTokenTtl: e.API_CLIENT_TOKEN_TTL,
+    appJwtSecret: e.APP_JWT_SECRET,
+    tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: resolve(e.TLS_CERT_FILE), keyFile: resolve(e.TLS_KEY_FILE) } : undefined,
     allowedOrigins: [baseUrl, ...e.CORS_ORIGINS],
     redirectAllowList: [baseUrl, ...e.REDIRECT_ALLOW_LIST],
     trustProxy: trustProxy as TrustProxy,
@@ -222,6 +255,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
+    restMaxRows: e.REST_MAX_ROWS,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
   });
 }
 
@@ -231,6 +266,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     secret: config.secret ? '[redacted]' : undefined,
     jwtPrivateKey: config.jwtPrivateKey ? '[redacted]' : undefined,
+    appJwtSecret: config.appJwtSecret ? '[redacted]' : undefined,
     databaseUrl: config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@'),
     mail: { ...config.mail, smtpUrl: config.mail.smtpUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@') },
   };

@@ -1,4 +1,4 @@
-import type { Queryable } from '@hallpass/db';
+import { prepared, type Db, type Queryable } from '@hallpass/db';
 
 export interface ClaimedMail {
   id: number;
@@ -50,15 +50,21 @@ export async function claimDueMail(q: Queryable, leaseSeconds: number, limit: nu
 }
 
 /** A final state that needs no payload any more: the sealed code is dropped with it. */
-export async function finishMail(q: Queryable, ids: number[], status: 'sent' | 'failed' | 'expired', error?: string): Promise<void> {
-  await q.query(
-    `update hallpass.mail_outbox
-        set status = $2, payload = null, locked_until = null, last_error = $3,
-            sent_at = case when $2 = 'sent' then now() end
-      where id = any($1::bigint[])`,
-    [ids, status, error ?? null],
-  );
+/**
+ * Records final states. Its commit does not wait for the disk (synchronous_commit off for this one
+ * statement, hence a Db and never a caller's transaction): a crash may forget the mark, and then the
+ * lease runs out and the mail is sent again, the at-least-once delivery the outbox already has when a
+ * worker dies between SMTP and this statement. No sign-in answer depends on it.
+ */
+export async function finishMail(db: Db, ids: number[], status: 'sent' | 'failed' | 'expired', error?: string): Promise<void> {
+  await db.query(finishMailSql, [ids, status, error ?? null]);
 }
+
+const finishMailSql = prepared(`update hallpass.mail_outbox m
+    set status = $2, payload = null, locked_until = null, last_error = $3,
+        sent_at = case when $2 = 'sent' then now() end
+   from (select set_config('synchronous_commit', 'off', true)) as async_commit
+  where m.id = any($1::bigint[])`);
 
 export async function retryMailLater(q: Queryable, id: number, delaySeconds: number, error: string): Promise<void> {
   await q.query(

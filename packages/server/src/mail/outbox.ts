@@ -1,7 +1,7 @@
 import { createBatcher, type Queryable } from '@hallpass/db';
 import type { Deps } from '../deps.ts';
 import { seal, unseal } from '../shared/crypto.ts';
-import { renderSignInMail } from './templates.ts';
+import { renderSignInMail, type TemplateKind } from './templates.ts';
 import { claimDueMail, finishMail, insertMail, retryMailLater, supersedeMail, type ClaimedMail } from './outbox.repository.ts';
 
 /** What a sign-in email needs; sealed at rest because it carries the code and link. */
@@ -10,6 +10,10 @@ export interface SignInMailPayload {
   code: string | null;
   link: string | null;
   expiresAt: string;
+  /** Chosen by the caller (Scalekit's `template`); else by whether the address has a profile. */
+  template?: TemplateKind;
+  /** Scalekit's `template_variables`, validated at send. */
+  variables?: Record<string, string>;
 }
 
 /**
@@ -88,11 +92,12 @@ export async function startOutboxWorker(
     // Sign-up or sign-in is decided here, off the request path, so /send does the same work for
     // known and unknown addresses.
     const rendered = renderSignInMail({
-      kind: mail.known ? 'SIGNIN' : 'SIGNUP',
+      kind: payload.template ?? (mail.known ? 'SIGNIN' : 'SIGNUP'),
       code: payload.code,
       link: payload.link,
       expiresInMinutes: Math.max(1, Math.round((expiresAt.getTime() - now.getTime()) / 60_000)),
-      appName: 'Hallpass',
+      appName: payload.variables?.app_name ?? 'Hallpass',
+      ...(payload.variables?.greeting ? { greeting: payload.variables.greeting } : {}),
     });
     try {
       await deps.mailer.send({ to: mail.to_email, from: deps.config.mail.from, ...rendered, code: payload.code, link: payload.link });
@@ -119,7 +124,7 @@ export async function startOutboxWorker(
     const sent = done.filter((d) => d.outcome === 'sent').length;
     if (sent) deps.log.info({ sent, transport: deps.mailer.kind }, 'mail sent');
     return done.map(() => undefined);
-  });
+  }, { name: 'mail-record' });
 
   const deliverAndRecord = async (mail: ClaimedMail): Promise<void> => {
     try {

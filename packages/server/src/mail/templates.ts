@@ -7,7 +7,10 @@ export interface SignInMailInput {
   code: string | null;
   link: string | null;
   expiresInMinutes: number;
+  /** The product name in subject and body (template variable `app_name`). */
   appName: string;
+  /** A line of the caller's own above the code (template variable `greeting`). */
+  greeting?: string;
 }
 
 export interface RenderedMail {
@@ -16,13 +19,16 @@ export interface RenderedMail {
   html: string;
 }
 
-/** The sign-in (returning user) and sign-up (first login) emails, HTML and plain text. */
+/**
+ * The sign-in (returning user) and sign-up (first login) emails, HTML and plain text. Every value is
+ * escaped in the HTML (hono's `html` tag), including the caller's template variables.
+ */
 export function renderSignInMail(m: SignInMailInput): RenderedMail {
   const signup = m.kind === 'SIGNUP';
   const subject = m.code
     ? `${m.code} is your ${m.appName} ${signup ? 'sign-up' : 'sign-in'} code`
     : `Your ${m.appName} ${signup ? 'sign-up' : 'sign-in'} link`;
-  const greeting = signup ? `Welcome to ${m.appName}! Confirm your email to finish signing up.` : `Sign in to ${m.appName}.`;
+  const greeting = m.greeting ?? (signup ? `Welcome to ${m.appName}! Confirm your email to finish signing up.` : `Sign in to ${m.appName}.`);
   const validity = `It works once and expires in ${m.expiresInMinutes} minute${m.expiresInMinutes === 1 ? '' : 's'}.`;
   const ignore = `If you did not ask for this, ignore this email: nobody can sign in without it.`;
 

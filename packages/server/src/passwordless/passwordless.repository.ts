@@ -1,4 +1,4 @@
-import type { Queryable } from '@hallpass/db';
+import { prepared, type Queryable } from '@hallpass/db';
 import type { PasswordlessType } from '@hallpass/protocol';
 import type { ProfileRow } from '../profiles/profiles.repository.ts';
 import type { SessionRow } from '../sessions/sessions.repository.ts';
@@ -75,11 +75,13 @@ export type SendOutcome =
  * mail already leased to this instance for `leaseSeconds`. Returns, per item in order, the rule that
  * refused it, or its mail row (id, and whether the address has a profile: sign-in or sign-up mail).
  */
+const sendRequestsSql = prepared(`select item, rejected_index, retry_after, mail_id, known
+  from hallpass.send_requests($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`);
+
 export async function sendRequests(q: Queryable, items: readonly NewSend[], leaseSeconds: number): Promise<SendOutcome[]> {
   const col = <T>(f: (s: NewSend) => T) => items.map(f);
   const { rows } = await q.query<{ item: number; rejected_index: number; retry_after: number; mail_id: number | null; known: boolean | null }>(
-    `select item, rejected_index, retry_after, mail_id, known
-       from hallpass.send_requests($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+    sendRequestsSql,
     [
       col((s) => s.request.id), col((s) => s.request.tenantId), col((s) => s.request.email), col((s) => s.request.type),
       col((s) => s.request.codeHash), col((s) => s.request.linkHash), col((s) => s.request.bindingHash), col((s) => s.request.state),
@@ -168,17 +170,19 @@ export interface CodeToVerify extends Omit<SignInWrite, 'at'> {
  * complete the sign-in. Items run in request-id order, so concurrent batches lock in one order;
  * outcomes come back in the caller's order.
  */
+// (sign_in).* spreads the hallpass.sign_in composite into columns (all null when not 'ok').
+const verifyCodesSql = prepared(`select item, outcome, attempts_remaining, state, redirect_to, (sign_in).*
+  from hallpass.verify_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`);
+
 export async function verifyCodes(
   q: Queryable,
   common: { at: Date; maxAttempts: number; windowSeconds: number },
   items: readonly CodeToVerify[],
 ): Promise<VerifyCodeOutcome[]> {
-  const order = items.map((_, i) => i).sort((x, y) => (items[x]!.authRequestId < items[y]!.authRequestId ? -1 : items[x]!.authRequestId > items[y]!.authRequestId ? 1 : x - y));
+  const order = byRequestId(items);
   const col = <T>(f: (c: CodeToVerify) => T) => order.map((i) => f(items[i]!));
   const { rows } = await q.query<Record<string, unknown>>(
-    // (sign_in).* spreads the hallpass.sign_in composite into columns (all null when not 'ok').
-    `select item, outcome, attempts_remaining, state, redirect_to, (sign_in).*
-       from hallpass.verify_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    verifyCodesSql,
     [
       col((c) => c.authRequestId), col((c) => c.presented), common.at, common.maxAttempts, common.windowSeconds,
       col((c) => JSON.stringify(c.amr)), col((c) => c.userAgent), col((c) => c.ip), col((c) => c.sessionExpiresAt), col((c) => c.refreshHash),
@@ -187,6 +191,11 @@ export async function verifyCodes(
   const outcomes: VerifyCodeOutcome[] = new Array(items.length);
   for (const row of rows) outcomes[order[(row.item as number) - 1]!] = toOutcome(row);
   return outcomes;
+}
+
+/** Item indexes in request-id order (stable), so concurrent batches lock shared requests in one order. */
+function byRequestId(items: readonly { authRequestId: string }[]): number[] {
+  return items.map((_, i) => i).sort((x, y) => (items[x]!.authRequestId < items[y]!.authRequestId ? -1 : items[x]!.authRequestId > items[y]!.authRequestId ? 1 : x - y));
 }
 
 function toOutcome(row: Record<string, unknown>): VerifyCodeOutcome {
@@ -227,4 +236,71 @@ export async function replaceSecrets(
 export async function findTenantIdBySlug(q: Queryable, slug: string): Promise<string | undefined> {
   const { rows } = await q.query<{ id: string }>('select id from public.tenants where slug = $1', [slug]);
   return rows[0]?.id;
+}
+
+/** A headless verify's success: the request used up, the profile synced, no session. */
+export interface HeadlessSignIn {
+  email: string;
+  state: string | null;
+  passwordlessType: PasswordlessType;
+  profileId: string;
+  created: boolean;
+}
+
+export type HeadlessCodeOutcome =
+  | { outcome: 'ok'; signIn: HeadlessSignIn }
+  | { outcome: 'auth_request_not_found' | 'auth_request_used' | 'too_many_attempts' | 'otp_expired' }
+  | { outcome: 'otp_invalid'; attemptsRemaining: number };
+
+export interface HeadlessCodeToVerify {
+  authRequestId: string;
+  presented: Buffer;
+}
+
+function toHeadlessSignIn(row: Record<string, unknown>): HeadlessSignIn {
+  return {
+    email: row.email as string,
+    state: row.state as string | null,
+    passwordlessType: row.passwordless_type as PasswordlessType,
+    profileId: row.profile_id as string,
+    created: row.created as boolean,
+  };
+}
+
+/**
+ * Headless code verifies in one statement (hallpass.verify_codes_headless, migration 0017): the checks
+ * and attempt counting of `verifyCodes`, and on success the request is consumed and the profile synced
+ * without a session. Items run in request-id order; outcomes come back in the caller's order.
+ */
+export async function verifyCodesHeadless(
+  q: Queryable,
+  common: { at: Date; maxAttempts: number; windowSeconds: number },
+  items: readonly HeadlessCodeToVerify[],
+): Promise<HeadlessCodeOutcome[]> {
+  const order = byRequestId(items);
+  const { rows } = await q.query<Record<string, unknown>>(
+    `select item, outcome, attempts_remaining, email, state, passwordless_type, profile_id, created
+       from hallpass.verify_codes_headless($1, $2, $3, $4, $5)`,
+    [order.map((i) => items[i]!.authRequestId), order.map((i) => items[i]!.presented), common.at, common.maxAttempts, common.windowSeconds],
+  );
+  const outcomes: HeadlessCodeOutcome[] = new Array(items.length);
+  for (const row of rows) {
+    const outcome = row.outcome as string;
+    outcomes[order[(row.item as number) - 1]!] =
+      outcome === 'ok'
+        ? { outcome, signIn: toHeadlessSignIn(row) }
+        : outcome === 'otp_invalid'
+          ? { outcome, attemptsRemaining: row.attempts_remaining as number }
+          : ({ outcome } as HeadlessCodeOutcome);
+  }
+  return outcomes;
+}
+
+/** Consumes a request headless (hallpass.consume_headless): undefined when it was already used. */
+export async function consumeHeadless(q: Queryable, authRequestId: string, at: Date): Promise<HeadlessSignIn | undefined> {
+  const { rows } = await q.query<Record<string, unknown>>(
+    'select email, state, passwordless_type, profile_id, created from hallpass.consume_headless($1, $2)',
+    [authRequestId, at],
+  );
+  return rows[0] ? toHeadlessSignIn(rows[0]) : undefined;
 }

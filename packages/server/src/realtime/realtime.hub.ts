@@ -2,7 +2,7 @@ import type { Db } from '@hallpass/db';
 import type { Logger } from 'pino';
 import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
 import type { Identity } from '../sessions/identity.ts';
-import type { Frame } from './realtime.protocol.ts';
+import type { OutgoingFrame } from './realtime.protocol.ts';
 import { checkVisible, describeTable, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
 
 export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
@@ -26,7 +26,7 @@ export interface HubChannel {
   readonly bindings: readonly PgBinding[];
   /** Who the channel acts as: bound at join, re-bound by each `access_token` message. */
   identity: Identity;
-  deliver(eventId: number, frame: Omit<Frame, 'joinRef' | 'topic'>): void;
+  deliver(eventId: number, frame: OutgoingFrame): void;
   /** Tells the client why (a `system` error) and closes the channel (`phx_close`). */
   kick(message: string): void;
 }
@@ -47,11 +47,36 @@ interface TableSubs {
 
 const cacheMs = 30_000;
 
+export interface HubOptions {
+  /**
+   * RLS checks per call of hallpass.realtime_visible: a 10,000-subscriber fan-out is 20 calls, and
+   * the first subscribers are sent their event when the first call answers. @default 500
+   */
+  checksPerCall?: number;
+  /** Calls in flight at once (each on its own pooled connection). @default 3 */
+  parallelCalls?: number;
+}
+
+/** One change of a dispatch and its payload JSON by role. */
+interface Change {
+  row: EventRow;
+  info: TableInfo;
+  /** Table and primary key: what one RLS decision is about. */
+  rowKey: string;
+  data: Map<string, string>;
+}
+
+/** A channel's events in one dispatch, and where its RLS answers are in its call's result. */
+interface ChannelWork {
+  channel: HubChannel;
+  items: Array<{ change: Change; ids: number[] }>;
+  checkAt: Map<string, number>;
+}
+
 /**
  * The subscriber registry of one server instance and the delivery of log events to it: broadcasts
- * by topic, row changes by (table, filter) index, each change checked against the table's RLS as
- * every candidate subscriber in one batched call before anything is sent (a DELETE against its old
- * row image, so nobody learns of a row they could not read).
+ * by topic, row changes by (table, filter) index, each INSERT/UPDATE checked against the table's
+ * RLS as every candidate subscriber in one batched call before anything is sent.
  */
 export class Hub {
   private readonly tables = new Map<string, TableSubs>();
@@ -64,10 +89,17 @@ export class Hub {
   /** Counters for operators and the bench. */
   readonly stats = { delivered: 0, checks: 0, dropped: 0 };
 
+  private readonly checksPerCall: number;
+  private readonly parallelCalls: number;
+
   constructor(
     private readonly db: Db,
     private readonly log: Logger,
-  ) {}
+    options: HubOptions = {},
+  ) {
+    this.checksPerCall = options.checksPerCall ?? 500;
+    this.parallelCalls = options.parallelCalls ?? 3;
+  }
 
   /** A postgres_changes binding id, unique on this instance (realtime-js matches events by it). */
   nextBindingId(): number {
@@ -157,58 +189,101 @@ export class Hub {
     return channels.length;
   }
 
-  /** Delivers log rows to every matching channel (or, for a replay, to `only`). */
+  /**
+   * Delivers log rows to every matching channel (or, for a replay, to `only`). Each INSERT/UPDATE
+   * is checked against the table's RLS once per subscriber and row, as that subscriber, in
+   * PostgreSQL: batched many subscribers to a call, a few calls at a time, and each call's
+   * subscribers are sent their events as soon as it answers (a fan-out to 10,000 subscribers
+   * starts sending after the first chunk, not the last).
+   */
   async dispatch(rows: readonly EventRow[], only?: HubChannel, replayed = false): Promise<void> {
-    const changes: Array<{ row: EventRow; targets: Map<HubChannel, number[]> }> = [];
+    const changes: Change[] = [];
+    const work = new Map<HubChannel, ChannelWork>();
     for (const row of rows) {
-      if (row.kind === 'broadcast') this.sendBroadcast(row, only, replayed);
-      else {
-        const targets = await this.candidates(row, only);
-        if (targets.size) changes.push({ row, targets });
+      if (row.kind === 'broadcast') {
+        this.sendBroadcast(row, only, replayed);
+        continue;
+      }
+      const targets = await this.candidates(row, only);
+      if (!targets.size) continue;
+      const info = (await this.table(row.schema_name!, row.table_name!))!;
+      // A deleted row is its own question (judged on its old image), apart from the live row's.
+      const image = row.op === 'DELETE' ? `DELETE\u0000${JSON.stringify(pick(row.old_record ?? {}, info.pk))}` : JSON.stringify(pick(row.record ?? {}, info.pk));
+      const change: Change = { row, info, rowKey: `${qualified(info)}\u0000${image}`, data: new Map() };
+      changes.push(change);
+      for (const [channel, ids] of targets) {
+        let w = work.get(channel);
+        if (!w) work.set(channel, (w = { channel, items: [], checkAt: new Map() }));
+        w.items.push({ change, ids });
       }
     }
     if (!changes.length) return;
-
-    // Every (change, distinct claims) pair that RLS must decide, in one round trip.
-    const checks: VisibilityCheck[] = [];
-    const checkIndex = new Map<string, number>();
-    for (const [i, { row, targets }] of changes.entries()) {
-      const info = (await this.table(row.schema_name!, row.table_name!))!;
-      // A deleted row is judged on its old image: only who could read it before gets the event.
-      const deleted = row.op === 'DELETE';
-      const image = deleted ? (row.old_record ?? {}) : pick(row.record!, info.pk);
-      for (const channel of targets.keys()) {
-        const { claims, claimsJson } = channel.identity;
-        // service_role bypasses RLS in Postgres too; asking would only cost a round trip.
-        if (claims.role === 'service_role') continue;
-        const key = `${i}\u0000${claimsJson}`;
-        if (checkIndex.has(key)) continue;
-        checkIndex.set(key, checks.length);
-        checks.push({ table: qualified(info), row: image, deleted, role: claims.role, claims: claimsJson });
+    // The payload of each change is serialised once per role (the columns it may see).
+    for (const w of work.values()) {
+      for (const { change } of w.items) {
+        const role = w.channel.identity.claims.role;
+        if (!change.data.has(role)) change.data.set(role, JSON.stringify(changeData(change.row, change.info, await this.selectable(role, change.info))));
       }
     }
-    let visible: boolean[] = [];
-    try {
-      visible = await checkVisible(this.db, checks);
-    } catch (err) {
-      // Nothing is sent unchecked: a failed batch drops its events (logged).
-      this.log.error({ err }, 'realtime: RLS check failed; dropping the batch');
-      visible = checks.map(() => false);
-    }
-    this.stats.checks += checks.length;
 
-    for (const [i, { row, targets }] of changes.entries()) {
-      const info = (await this.table(row.schema_name!, row.table_name!))!;
-      for (const [channel, ids] of targets) {
-        const { claims, claimsJson } = channel.identity;
-        if (claims.role !== 'service_role' && !visible[checkIndex.get(`${i}\u0000${claimsJson}`)!]) {
-          this.stats.dropped++;
-          continue;
+    // Which (subscriber, row) pairs RLS must decide, grouped into calls by subscriber so that each
+    // channel's events are all answered by one call and go out in id order.
+    const unchecked: ChannelWork[] = [];
+    const calls: Array<{ works: ChannelWork[]; checks: VisibilityCheck[] }> = [];
+    let call: { works: ChannelWork[]; checks: VisibilityCheck[] } | undefined;
+    for (const w of work.values()) {
+      const { claims, claimsJson } = w.channel.identity;
+      // service_role bypasses RLS in Postgres too. A DELETE is checked against its old row image:
+      // only who could read the row before it went hears of it (hallpass.realtime_visible_old).
+      const rows = claims.role === 'service_role' ? [] : w.items;
+      if (!rows.length) {
+        unchecked.push(w);
+        continue;
+      }
+      if (!call || call.checks.length >= this.checksPerCall) calls.push((call = { works: [], checks: [] }));
+      call.works.push(w);
+      for (const { change } of rows) {
+        // One decision per subscriber and row: two events of one row in this batch are the same
+        // question ("may this subscriber see the row now?"), asked once.
+        if (w.checkAt.has(change.rowKey)) continue;
+        w.checkAt.set(change.rowKey, call.checks.length);
+        const deleted = change.row.op === 'DELETE';
+        const row = deleted ? (change.row.old_record ?? {}) : pick(change.row.record!, change.info.pk);
+        call.checks.push({ table: qualified(change.info), row, deleted, role: claims.role, claims: claimsJson });
+      }
+    }
+    for (const w of unchecked) this.deliverWork(w, []);
+    let next = 0;
+    const runCalls = async () => {
+      while (next < calls.length) {
+        const { works, checks } = calls[next++]!;
+        let visible: boolean[];
+        try {
+          visible = await checkVisible(this.db, checks);
+        } catch (err) {
+          // Nothing is sent unchecked: a failed call drops its events (logged).
+          this.log.error({ err }, 'realtime: RLS check failed; dropping the events it was for');
+          visible = checks.map(() => false);
         }
-        const cols = await this.selectable(claims.role, info);
-        channel.deliver(row.id, { ref: null, event: 'postgres_changes', payload: { ids, data: changeData(row, info, cols) } });
-        this.stats.delivered++;
+        this.stats.checks += checks.length;
+        for (const w of works) this.deliverWork(w, visible);
       }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.parallelCalls, calls.length) }, runCalls));
+  }
+
+  /** Sends a channel its events of this dispatch, in id order, those RLS let it see. */
+  private deliverWork(w: ChannelWork, visible: readonly boolean[]): void {
+    const { channel } = w;
+    for (const { change, ids } of w.items) {
+      const at = w.checkAt.get(change.rowKey);
+      if (at !== undefined && !visible[at]) {
+        this.stats.dropped++;
+        continue;
+      }
+      const data = change.data.get(channel.identity.claims.role)!;
+      channel.deliver(change.row.id, { ref: null, event: 'postgres_changes', payloadJson: `{"ids":[${ids.join(',')}],"data":${data}}` });
+      this.stats.delivered++;
     }
   }
 

@@ -13,7 +13,23 @@ export interface Frame {
   payload: Record<string, unknown>;
 }
 
-export function encodeFrame(vsn: Vsn, f: Frame): string {
+/**
+ * A frame whose payload is already JSON text: a change delivered to 10,000 sockets is serialised
+ * once per (event, visible columns), and each socket only wraps it in its own topic and join ref.
+ */
+export interface PreparedFrame extends Omit<Frame, 'payload'> {
+  payloadJson: string;
+}
+
+/** What the hub hands a channel: a frame without the channel's own join ref and topic. */
+export type OutgoingFrame = Omit<Frame, 'joinRef' | 'topic'> | Omit<PreparedFrame, 'joinRef' | 'topic'>;
+
+export function encodeFrame(vsn: Vsn, f: Frame | PreparedFrame): string {
+  if ('payloadJson' in f) {
+    const s = JSON.stringify;
+    if (vsn === '1.0.0') return `{"join_ref":${s(f.joinRef)},"ref":${s(f.ref)},"topic":${s(f.topic)},"event":${s(f.event)},"payload":${f.payloadJson}}`;
+    return `[${s(f.joinRef)},${s(f.ref)},${s(f.topic)},${s(f.event)},${f.payloadJson}]`;
+  }
   if (vsn === '1.0.0') return JSON.stringify({ join_ref: f.joinRef, ref: f.ref, topic: f.topic, event: f.event, payload: f.payload });
   return JSON.stringify([f.joinRef, f.ref, f.topic, f.event, f.payload]);
 }

@@ -4,7 +4,7 @@ import type { Deps } from '../deps.ts';
 import { checkFilter } from './realtime.filters.ts';
 import { apiKeyIdentity, type Identity, type IdentityResolver, type UserIdentity } from '../sessions/identity.ts';
 import type { ChangeEvent, Hub, HubChannel, PgBinding } from './realtime.hub.ts';
-import { decodeBinary, decodeText, encodeFrame, type Frame, type Vsn } from './realtime.protocol.ts';
+import { decodeBinary, decodeText, encodeFrame, type Frame, type OutgoingFrame, type PreparedFrame, type Vsn } from './realtime.protocol.ts';
 import { createBucket, limitReasons, type Bucket, type RealtimeLimits } from './realtime.limits.ts';
 import { readReplay, type BroadcastInput } from './realtime.repository.ts';
 
@@ -35,13 +35,18 @@ export interface Connection {
 const changeEvents = new Set<ChangeEvent>(['*', 'INSERT', 'UPDATE', 'DELETE']);
 const maxChannelsPerSocket = 100;
 const replayLimit = 1000;
+/**
+ * Unsent bytes a socket may have queued before it is closed as too slow: thousands of change
+ * events, or 64 broadcasts of the largest size, more than one burst gives a client that reads.
+ */
+const maxBufferedBytes = 4 * 1024 * 1024;
 
 interface JoinedChannel extends HubChannel {
   joinRef: string;
   topic: string;
   expiryTimer: NodeJS.Timeout | undefined;
   /** Live events held back while a replay is being sent, so the order stays by id. */
-  pending: Array<{ id: number; frame: Omit<Frame, 'joinRef' | 'topic'> }> | null;
+  pending: Array<{ id: number; frame: OutgoingFrame }> | null;
   replayedUpTo: number;
 }
 
@@ -105,8 +110,16 @@ export class RealtimeSocket {
     this.ws.terminate();
   }
 
-  private send(frame: Frame): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(encodeFrame(this.conn.vsn, frame));
+  private send(frame: Frame | PreparedFrame): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    // Backpressure: a client that stopped reading would make us buffer every event for it. Past
+    // the cap it is cut off; it reconnects and catches up by replay, and memory stays bounded.
+    if (this.ws.bufferedAmount > maxBufferedBytes) {
+      this.deps.log.warn({ socket: this.conn.id, buffered: this.ws.bufferedAmount }, 'realtime: closing a socket that does not read');
+      this.terminate();
+      return;
+    }
+    this.ws.send(encodeFrame(this.conn.vsn, frame));
   }
 
   private reply(frame: Frame, status: 'ok' | 'error', response: Record<string, unknown>): void {
@@ -302,7 +315,7 @@ export class RealtimeSocket {
     const rows = await readReplay(this.deps.db, { topic: ch.subTopic, tables, afterId, since, limit });
     // Sent straight to the socket (pending is still on, holding live events back).
     const direct: JoinedChannel = Object.create(ch, {
-      deliver: { value: (_id: number, f: Omit<Frame, 'joinRef' | 'topic'>) => this.send({ ...f, joinRef: ch.joinRef, topic: ch.topic }) },
+      deliver: { value: (_id: number, f: OutgoingFrame) => this.send({ ...f, joinRef: ch.joinRef, topic: ch.topic }) },
     });
     await this.hub.dispatch(rows, direct, true);
     ch.replayedUpTo = rows.at(-1)?.id ?? 0;

@@ -12,7 +12,7 @@ export class RestError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly details: string | null = null,
+    readonly details: unknown = null,
     readonly hint: string | null = null,
   ) {
     super(message);
@@ -27,6 +27,11 @@ export class RestError extends Error {
 export const restErrors = {
   /** The query string or body cannot be parsed into the supported PostgREST subset. */
   parse: (message: string, details: string | null = null) => new RestError(400, 'PGRST100', message, details),
+  /** A Prefer header with preferences we do not know, under handling=strict. */
+  preferences: (invalid: readonly string[]) =>
+    new RestError(400, 'PGRST122', 'Invalid preferences given with handling=strict', `Invalid preferences: ${invalid.join(', ')}`),
+  /** A Range header or offset outside the rows. */
+  range: (details: string) => new RestError(416, 'PGRST103', 'Requested range not satisfiable', details),
   /** JSON body problems. */
   invalidBody: (message: string) => new RestError(400, 'PGRST102', message),
   /** A schema that is not exposed (Accept-Profile / Content-Profile). */
@@ -36,7 +41,7 @@ export const restErrors = {
   mediaType: (accept: string) => new RestError(406, 'PGRST107', `None of these media types are available: ${accept}`),
   /** `single()` or a singular write that did not hit exactly one row. */
   singular: (rows: number) =>
-    new RestError(406, 'PGRST116', 'JSON object requested, multiple (or no) rows returned', `The result contains ${rows} rows`),
+    new RestError(406, 'PGRST116', 'Cannot coerce the result to a single JSON object', `The result contains ${rows} rows`),
   /** An unknown table or view in the exposed schema. */
   table: (schema: string, table: string) =>
     new RestError(404, 'PGRST205', `Could not find the table '${schema}.${table}' in the schema cache`),
@@ -48,6 +53,7 @@ export const restErrors = {
   noCredentials: () =>
     new RestError(401, 'PGRST302', 'No API key found in request', null, 'Send the anon key in the apikey header, or a session.'),
   method: (method: string) => new RestError(405, 'PGRST117', `Unsupported HTTP method: ${method}`),
+  rpcMethod: (method: string) => new RestError(405, 'PGRST101', `Cannot use the ${method} method on RPC`),
 } as const;
 
 /** SQLSTATE -> HTTP status, as PostgREST maps them (errors.md "HTTP status codes"). */
@@ -58,7 +64,9 @@ function statusOfSqlState(state: string, role: DbRole): number {
   if (state === '42883') return 404; // undefined function
   if (state === '25006') return 405; // read-only transaction
   if (state === '40001') return 409; // serialization failure: the client may retry
-  if (state === '57014') return 504; // statement timeout
+  if (state === '57P01') return 503; // terminating connection due to administrator command
+  if (state.startsWith('57')) return 500; // statement timeout (57014) and other operator intervention, as PostgREST
+  if (state === '21000' || state === '42P17' || state === '53400') return 500;
   if (state.startsWith('08') || state.startsWith('53')) return 503;
   if (state.startsWith('22') || state.startsWith('23') || state.startsWith('42') || state === 'P0001' || state === '54000') return 400;
   return 500;

@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import type { Deps } from '../deps.ts';
 import { readSessionCookies } from '../http/cookies.ts';
 import { verifyApiKey, type ApiKeyRole } from './api-keys.ts';
+import { verifyAppToken, type AppTokenClaims } from './app-tokens.ts';
 import { findLiveSession } from './sessions.repository.ts';
 import { AppError } from '../shared/errors.ts';
 import { checkTokens, verifyAccessToken, type AccessClaims, type IssuedSession, type TokenCheck } from './sessions.service.ts';
@@ -13,7 +14,7 @@ import { checkTokens, verifyAccessToken, type AccessClaims, type IssuedSession, 
  * one of these through this module and nowhere else. A new credential kind (e.g. OAuth client
  * credentials) is one more member of the union and one more branch in `classify`.
  */
-export type Identity = UserIdentity | ApiKeyIdentity;
+export type Identity = UserIdentity | ApiKeyIdentity | AppTokenIdentity;
 
 interface IdentityBase {
   /** The Postgres role statements run as. */
@@ -55,6 +56,18 @@ export interface ApiKeyIdentity extends IdentityBase {
   expiresAt: null;
 }
 
+/**
+ * A user token the app's own backend signed with APP_JWT_SECRET (the Scalekit guide's "own JWT"): its
+ * claims, no Hallpass session; it lasts until its `exp`. Taken by the data API only.
+ */
+export interface AppTokenIdentity extends IdentityBase {
+  kind: 'app';
+  role: 'authenticated';
+  sub: string | null;
+  sessionId: null;
+  expiresAt: number;
+}
+
 /** What one credential string is. `invalid` covers forged, foreign and malformed tokens alike. */
 export type Credential = { ok: true; identity: Identity } | { ok: false; expired: boolean };
 
@@ -80,6 +93,11 @@ export function userIdentity(claims: AccessClaims, via: UserIdentity['via'], liv
     expiresAt: via === 'cookie' ? null : claims.exp * 1000,
     liveSession: liveChecked ? null : { id: claims.session_id, profileId: claims.sub },
   };
+}
+
+function appTokenIdentity(claims: AppTokenClaims): AppTokenIdentity {
+  const c = claims as AppTokenClaims & Claims;
+  return { kind: 'app', role: 'authenticated', claims: c, claimsJson: JSON.stringify(c), sub: claims.sub ?? null, sessionId: null, expiresAt: claims.exp * 1000 };
 }
 
 type ResolverDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db'>;
@@ -177,7 +195,9 @@ export function createIdentityResolver(deps: ResolverDeps, max = 10_000): Identi
         if (bearerRole === 'service_role') return key('service_role');
         if (bearerRole === 'anon') return (await fromCookies(c)) ?? key('anon');
         const check = await accessToken(bearer);
-        return check.ok ? { ok: true, identity: userIdentity(check.claims, 'bearer') } : { ok: false, refusal: 'invalid_token' };
+        if (check.ok) return { ok: true, identity: userIdentity(check.claims, 'bearer') };
+        const app = await verifyAppToken(deps, bearer);
+        return app ? { ok: true, identity: appTokenIdentity(app) } : { ok: false, refusal: 'invalid_token' };
       }
       return (await fromCookies(c)) ?? (keyRole ? key(keyRole) : { ok: false, refusal: 'no_credentials' });
     },

@@ -1,4 +1,4 @@
-import type { Queryable } from '@hallpass/db';
+import { prepared, type Queryable } from '@hallpass/db';
 
 export interface SessionRow {
   id: string;
@@ -93,6 +93,8 @@ export async function listLiveSessions(q: Queryable, profileId: string, now: Dat
  * set locally, then `sql` (which returns one row of (count int, body text); its parameters are
  * `$1[i]` of `params`) under grants and RLS. Returns null, having run nothing, for a dead session.
  */
+const runIfSessionLiveSql = prepared(`select live, n, body from hallpass.rest_run('authenticated', $1, $2, $3, $4, $5, $6, null, false)`);
+
 export async function runIfSessionLive(
   q: Queryable,
   who: { sessionId: string; profileId: string; claimsJson: string; now: Date },
@@ -100,7 +102,7 @@ export async function runIfSessionLive(
   params: ReadonlyArray<string | null>,
 ): Promise<{ n: number; body: string | null } | null> {
   const { rows } = await q.query<{ live: boolean; n: number | null; body: string | null }>(
-    `select live, n, body from hallpass.rest_run('authenticated', $1, $2, $3, $4, $5, $6, null, false)`,
+    runIfSessionLiveSql,
     [who.claimsJson, who.sessionId, who.profileId, who.now, sql, params],
   );
   const row = rows[0];

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Tx } from '@hallpass/db';
 import type { SessionInfo } from '@hallpass/protocol';
-import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Deps } from '../deps.ts';
 import { digest, generateToken } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
@@ -113,10 +113,7 @@ export async function signAccessToken(
     is_anonymous: false,
     jti: randomUUID(),
   };
-  const token = await new SignJWT(claims)
-    .setProtectedHeader({ alg: deps.signing.alg, kid: deps.signing.kid, typ: 'JWT' })
-    .sign(deps.signing.privateKey);
-  return { token, claims };
+  return { token: deps.signing.signJwt(claims), claims };
 }
 
 export type TokenCheck = { ok: true; claims: AccessClaims } | { ok: false; expired: boolean };

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, importPKCS8, exportSPKI, type JWK, type CryptoKey } from 'jose';
@@ -15,6 +15,11 @@ export interface SigningKey {
   privateKey: CryptoKey;
   publicKey: CryptoKey;
   publicJwk: JWK;
+  /**
+   * Signs a JWT (header: alg, kid, typ JWT) with node:crypto directly: synchronous, about a quarter
+   * of the CPU of jose's WebCrypto path. Any JWS library verifies it; ours is checked by jose.
+   */
+  signJwt(payload: object): string;
 }
 
 interface StoredSecrets {
@@ -83,7 +88,17 @@ async function signingKeyFromJwk(jwk: JWK): Promise<SigningKey> {
   const kid = await calculateJwkThumbprint(publicJwk);
   const privateKey = (await importJWK({ ...jwk, alg: 'ES256' }, 'ES256')) as CryptoKey;
   const publicKey = (await importJWK({ ...publicJwk, alg: 'ES256' }, 'ES256')) as CryptoKey;
-  return { kid, alg: 'ES256', privateKey, publicKey, publicJwk: { ...publicJwk, kid, alg: 'ES256', use: 'sig' } };
+  const keyObject = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  return { kid, alg: 'ES256', privateKey, publicKey, publicJwk: { ...publicJwk, kid, alg: 'ES256', use: 'sig' }, signJwt: jwtSigner(keyObject, kid) };
+}
+
+/** ES256 compact JWS: the signature is r || s (IEEE P1363), as JWS requires, not DER. */
+function jwtSigner(key: KeyObject, kid: string): (payload: object) => string {
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid, typ: 'JWT' })).toString('base64url');
+  return (payload) => {
+    const input = `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+    return `${input}.${sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  };
 }
 
 /** Prints a PEM of the public key (for operators who verify tokens elsewhere). */
