@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { SMTPServer } from 'smtp-server';
 import { createScratchDatabase } from '@hallpass/db/testing';
 
 export const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -221,7 +222,7 @@ export async function runLoad(concurrency: number, count: number, maxSeconds: nu
 }
 
 /** A small keep-alive JSON client over node:http (lighter than fetch, so the load generator stays cheap). */
-export function jsonClient(base: string, maxSockets: number) {
+export function jsonClient(base: string, maxSockets: number, origin = base) {
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   const { hostname, port } = new URL(base);
   return function call(method: string, path: string, body?: unknown, cookie?: string): Promise<{ status: number; body: any; cookies: string[] }> {
@@ -236,7 +237,7 @@ export function jsonClient(base: string, maxSockets: number) {
           path,
           headers: {
             ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-            ...(method !== 'GET' ? { origin: base } : {}),
+            ...(method !== 'GET' ? { origin } : {}),
             ...(cookie ? { cookie } : {}),
           },
         },
@@ -262,3 +263,52 @@ export function jsonClient(base: string, maxSockets: number) {
 }
 
 export const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+/** A real SMTP server in this process; resolves each address's code as its mail arrives. */
+export async function smtpCodeSink() {
+  const waiting = new Map<string, (code: string) => void>();
+  const arrived = new Map<string, string>();
+  const server = new SMTPServer({
+    authOptional: true,
+    hideSTARTTLS: true,
+    disableReverseLookup: true,
+    logger: false,
+    onData(stream, session, callback) {
+      let raw = '';
+      stream.on('data', (c: Buffer) => (raw += c.toString()));
+      stream.on('end', () => {
+        const to = session.envelope.rcptTo[0]?.address.toLowerCase() ?? '';
+        const code = /Your code: (\d{6})/.exec(raw)?.[1] ?? '';
+        const w = waiting.get(to);
+        if (w) (waiting.delete(to), w(code));
+        else arrived.set(to, code);
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`,
+    code(to: string): Promise<string> {
+      const have = arrived.get(to);
+      if (have) return (arrived.delete(to), Promise.resolve(have));
+      return new Promise((resolve) => waiting.set(to, resolve));
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/**
+ * One full sign-in: send, the code by SMTP, verify, read the profile (checked to be the address's).
+ * Returns the session cookies.
+ */
+export async function fullSignIn(call: ReturnType<typeof jsonClient>, sink: Awaited<ReturnType<typeof smtpCodeSink>>, email: string): Promise<string[]> {
+  const sent = await call('POST', '/api/auth/passwordless/send', { email });
+  if (sent.status !== 200) throw new Error(`send ${sent.status} ${JSON.stringify(sent.body)}`);
+  const code = await sink.code(email);
+  const verified = await call('POST', '/api/auth/passwordless/verify', { authRequestId: sent.body.authRequestId, code });
+  if (verified.status !== 200) throw new Error(`verify ${verified.status} ${JSON.stringify(verified.body)}`);
+  const profile = await call('GET', '/api/profile', undefined, verified.cookies.join('; '));
+  if (profile.status !== 200 || profile.body.profile.email !== email) throw new Error(`profile ${profile.status}`);
+  return verified.cookies;
+}

@@ -13,14 +13,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SMTPServer } from 'smtp-server';
-import type { AddressInfo } from 'node:net';
 import { createBatcher, openPostgres, type Db } from '@hallpass/db';
 import { finishMail } from '../packages/server/src/mail/outbox.repository.ts';
 import { sendRequests, verifyCodes, type CodeToVerify, type NewSend } from '../packages/server/src/passwordless/passwordless.repository.ts';
 import { selectVisibleProfileStatement } from '../packages/server/src/profiles/profiles.repository.ts';
 import { runIfSessionLive } from '../packages/server/src/sessions/sessions.repository.ts';
-import { adminUrl as adminUrlFromEnv, cpuMs, fmt, jsonClient, ownCpuMs, percentile, postgresCpuMs, runLoad, scratchDatabase, startServerProcess, type ProbeReport, type RunResult } from './lib.ts';
+import { adminUrl as adminUrlFromEnv, cpuMs, fmt, fullSignIn, jsonClient, ownCpuMs, percentile, postgresCpuMs, type ProbeReport, runLoad, type RunResult, scratchDatabase, smtpCodeSink, startServerProcess } from './lib.ts';
 import { startOwnCluster } from './pg-cluster.ts';
 import { hasStatements, watchRun, type RunStats } from './pg-stats.ts';
 
@@ -31,39 +29,6 @@ const perLevel = Number(process.env.BENCH_SIGNINS ?? 2000);
 const maxSeconds = Number(process.env.BENCH_SECONDS ?? 20);
 const tenant = '00000000-0000-0000-0000-000000000000';
 
-/** A real SMTP server in this process; resolves each address's code as its mail arrives. */
-async function smtpCodeSink() {
-  const waiting = new Map<string, (code: string) => void>();
-  const arrived = new Map<string, string>();
-  const server = new SMTPServer({
-    authOptional: true,
-    hideSTARTTLS: true,
-    disableReverseLookup: true,
-    logger: false,
-    onData(stream, session, callback) {
-      let raw = '';
-      stream.on('data', (c: Buffer) => (raw += c.toString()));
-      stream.on('end', () => {
-        const to = session.envelope.rcptTo[0]?.address.toLowerCase() ?? '';
-        const code = /Your code: (\d{6})/.exec(raw)?.[1] ?? '';
-        const w = waiting.get(to);
-        if (w) (waiting.delete(to), w(code));
-        else arrived.set(to, code);
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`,
-    code(to: string): Promise<string> {
-      const have = arrived.get(to);
-      if (have) return (arrived.delete(to), Promise.resolve(have));
-      return new Promise((resolve) => waiting.set(to, resolve));
-    },
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
 
 interface Measured extends RunResult {
   cpuPerSignIn: number;
@@ -188,7 +153,7 @@ async function settleThenWatch(url: string, statements: boolean, started: number
 function baselineStatements(db: Db) {
   return {
     send: createBatcher((items: NewSend[]) => sendRequests(db, items, 60)),
-    verify: createBatcher((items: CodeToVerify[]) => verifyCodes(db, { at: new Date(), maxAttempts: 5, windowSeconds: 600 }, items)),
+    verify: createBatcher((items: CodeToVerify[]) => verifyCodes(db, { at: new Date(), maxAttempts: 5, windowSeconds: 600, budget: { limit: 20, periodSeconds: 86_400 } }, items)),
     mailSent: createBatcher(async (ids: number[]) => {
       await finishMail(db, ids, 'sent');
       return ids;

@@ -1,4 +1,5 @@
-export type { Db, Queryable, QueryResult, Tx, Unlisten } from './types.ts';
+export type { Db, PoolStats, Queryable, QueryResult, Tx, Unlisten } from './types.ts';
+export { isDatabaseUnavailable } from './errors.ts';
 export { openDb } from './open.ts';
 export type { OpenDbOptions } from './open.ts';
 export { openPglite } from './pglite.ts';

@@ -16,7 +16,8 @@ export interface PgliteOptions {
  * statements itself; transactions hold it exclusively. `dataDir` undefined means in memory (tests).
  */
 export async function openPglite(dataDir?: string, options: PgliteOptions = {}): Promise<Db> {
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  // 0700: the database is nobody else's business (PGlite loosens the files inside; see the server's tightenDataDir).
+  if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   return (options.thread ?? 'worker') === 'worker' ? openPgliteWorker(dataDir) : openPgliteHere(dataDir);
 }
 

@@ -7,6 +7,8 @@ export interface PostgresOptions {
   connectionString: string;
   /** Pool size. @default 20 */
   max?: number;
+  /** How long opening a connection may take before it fails. @default 5000 */
+  connectTimeoutMs?: number;
   /**
    * statement_timeout of every pool connection, in ms (a startup parameter, so it costs no statement).
    * A statement that runs longer is cancelled by the server itself and its connection is idle again.
@@ -22,9 +24,13 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 /** A PostgreSQL server through a node-postgres pool, plus one dedicated LISTEN connection. */
 export async function openPostgres(options: PostgresOptions): Promise<Db> {
+  const max = options.max ?? 20;
+  // A connect that cannot finish (server unreachable, not refusing) fails after this instead of
+  // hanging the request that waits on it.
   const pool = new pg.Pool({
     connectionString: options.connectionString,
-    max: options.max ?? 20,
+    max,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
   });
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.
@@ -38,7 +44,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
 
   const connectListener = (): Promise<pg.Client> => {
     connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: options.connectionString });
+      const client = new pg.Client({ connectionString: options.connectionString, connectionTimeoutMillis: options.connectTimeoutMs ?? 5000 });
       client.on('notification', (msg) => {
         for (const l of listeners.get(msg.channel) ?? []) l.onPayload(msg.payload ?? '');
       });
@@ -141,6 +147,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Db> {
         }
       };
     },
+    poolStats: () => ({ total: pool.totalCount, inUse: pool.totalCount - pool.idleCount, waiting: pool.waitingCount, max }),
     async close() {
       if (closed) return;
       closed = true;

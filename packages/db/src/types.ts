@@ -30,6 +30,8 @@ export interface Db extends Queryable {
    * can re-read what they might have missed (notifications are not queued across a reconnect).
    */
   listen(channel: string, onPayload: (payload: string) => void, onReconnect?: () => void): Promise<Unlisten>;
+  /** Connection pool figures for metrics; absent where there is no pool (PGlite is one connection). */
+  poolStats?(): PoolStats;
   /**
    * Embedded database only: its data directory as an uncompressed tar (PGlite's `dumpDataDir`),
    * taken where the database runs (its worker thread), consistent with every committed statement.
@@ -37,4 +39,15 @@ export interface Db extends Queryable {
    */
   dumpDataDir?(): Promise<Uint8Array>;
   close(): Promise<void>;
+}
+
+export interface PoolStats {
+  /** Connections open, idle ones included. */
+  total: number;
+  /** Connections checked out by a query or transaction. */
+  inUse: number;
+  /** Callers waiting for a connection because all are in use. */
+  waiting: number;
+  /** The most the pool opens. */
+  max: number;
 }

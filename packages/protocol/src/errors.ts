@@ -40,7 +40,8 @@ export const errorCodes = {
   too_many_connections: { status: 429, message: 'Too many open realtime connections from this network.' },
   client_rate_limited: { status: 429, message: 'Too many sign-in requests from this API client.' },
   // 5xx: ours.
-  not_ready: { status: 503, message: 'The server is starting.' },
+  not_ready: { status: 503, message: 'The server is not ready: starting, shutting down, or its database is unreachable.' },
+  database_unavailable: { status: 503, message: 'The database cannot be reached just now. Try again in a moment.' },
   internal: { status: 500, message: 'Something went wrong on our side.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -129,7 +129,9 @@ export function PasswordlessSignIn({ onSignedIn, resendCooldownSeconds = 30, hin
         }
       } else if (code === 'too_many_attempts') {
         setStep({ name: 'locked' });
-        setError('Too many wrong codes. This code is locked.');
+        // With Retry-After it is the address's wrong-code budget, not this request: the link still works.
+        const budget = err instanceof HallpassError && err.retryAfter !== undefined;
+        setError(budget ? 'Too many wrong codes for this address. Use the link in the email, or try a code later.' : 'Too many wrong codes. This code is locked.');
       } else if (code === 'otp_expired') {
         setStep({ name: 'expired', request });
         setError('This code has expired.');

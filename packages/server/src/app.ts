@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { NONCE, secureHeaders } from 'hono/secure-headers';
+import { isDatabaseUnavailable } from '@hallpass/db';
 import { errorCodes } from '@hallpass/protocol';
 import type { Deps } from './deps.ts';
 import type { AppEnv } from './http/context.ts';
@@ -12,6 +13,7 @@ import { publicConfigRoutes } from './http/public-config.routes.ts';
 import { noStore, originCheck } from './http/security.ts';
 import { hasBuiltApp, staticAppRoutes } from './http/static-app.ts';
 import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
+import { metricsRoutes } from './metrics/metrics.routes.ts';
 import { passwordlessRoutes } from './passwordless/passwordless.routes.ts';
 import { profileRoutes } from './profiles/profiles.routes.ts';
 import { realtimeRoutes } from './realtime/realtime.routes.ts';
@@ -22,9 +24,12 @@ import { sessionRoutes } from './sessions/sessions.routes.ts';
 import { AppError } from './shared/errors.ts';
 
 export interface AppState {
-  /** Set once migrations ran; /readyz answers 503 before. */
+  /** Set once migrations ran and cleared when shutdown begins; /readyz answers 503 while false. */
   ready: boolean;
 }
+
+/** /readyz waits this long for the database before answering not ready: a probe never hangs. */
+const readyTimeoutMs = 2000;
 
 /** Composes the features into one Hono app. No port, no env: tests call `app.request()`. */
 export function createApp(deps: Deps, state: AppState = { ready: true }) {
@@ -37,6 +42,7 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
     c.set('log', deps.log.child({ requestId, method: c.req.method, path: c.req.path }));
     c.header('x-request-id', requestId);
     await next();
+    deps.metrics.httpResponse(c.res.status);
   });
 
   app.use(
@@ -100,10 +106,10 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
 
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.get('/readyz', async (c) => {
-    if (!state.ready) throw new AppError('not_ready');
-    await deps.db.query('select 1');
+    if (!state.ready || !(await databaseAnswers(deps, readyTimeoutMs))) throw new AppError('not_ready');
     return c.json({ ok: true });
   });
+  app.route('/', metricsRoutes(deps));
 
   app.route('/', passwordlessRoutes(deps));
   app.route('/', sessionRoutes(deps));
@@ -123,6 +129,12 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
   // the request id, answered as `internal` with nothing of its internals.
   app.onError((err, c) => {
     if (err instanceof AppError) return errorResponse(c, err);
+    // A lost or refused database connection is an outage to wait out (503), not a bug of ours (500).
+    if (isDatabaseUnavailable(err)) {
+      deps.metrics.databaseUnavailable();
+      (c.var.log ?? deps.log).warn({ err: String(err) }, 'database unavailable');
+      return errorResponse(c, new AppError('database_unavailable', { retryAfter: 1 }));
+    }
     (c.var.log ?? deps.log).error({ err }, 'unhandled error');
     return c.json({ error: { code: 'internal', message: errorCodes.internal.message, requestId: c.var.requestId } }, 500);
   });
@@ -131,6 +143,17 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** Whether `select 1` answers within `ms`; false on an error or a timeout, never a hang. */
+async function databaseAnswers(deps: Pick<Deps, 'db'>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([deps.db.query('select 1').then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function errorResponse(c: Context, err: AppError) {
   if (err.retryAfter !== undefined) c.header('retry-after', String(err.retryAfter));

@@ -7,6 +7,7 @@ import type { MailTransport } from './mail/transports.ts';
 import type { Channel, Signal } from './shared/signal.ts';
 import type { ClaimedMail } from './mail/outbox.repository.ts';
 import type { PasswordlessBatches } from './passwordless/passwordless.service.ts';
+import type { Metrics } from './metrics/metrics.ts';
 
 /** What the clock says; injectable so tests can move time instead of sleeping. */
 export interface Clock {
@@ -40,4 +41,6 @@ export interface Deps {
   clock: Clock;
   /** Sends and code verifies of this instance, gathered into one statement per batch. */
   passwordlessBatches: PasswordlessBatches;
+  /** This instance's Prometheus metrics (its own registry). */
+  metrics: Metrics;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The only module that reads process.env and argv: `serve` (default), `migrate`, `keys`, `clients`.
 import { ConfigError, loadConfig, redactConfig } from './config/config.ts';
-import { createDeps, createLogger, runMigrations, startServer } from './server.ts';
+import { createDeps, createLogger, exitOnSignals, runMigrations, startServer } from './server.ts';
 import { signApiKey } from './sessions/api-keys.ts';
 import { runClientsCommand } from './scalekit/clients.cli.ts';
 
@@ -15,13 +15,7 @@ async function main(command: string): Promise<void> {
       const where = config.databaseUrl ? 'PostgreSQL server' : `embedded PGlite in ${config.dataDir}/data`;
       console.log(`Hallpass is listening on ${config.baseUrl} (bound to ${server.url}), database: ${where}`);
       if (config.mail.devMailbox) console.log(`No SMTP_URL set: sign-in mail goes to the dev mailbox at ${config.baseUrl}/dev/mailbox`);
-      const stop = async (signal: string) => {
-        log.info({ signal }, 'shutting down');
-        await server.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
+      exitOnSignals(server);
       return;
     }
     case 'migrate': {

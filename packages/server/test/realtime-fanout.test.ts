@@ -1,3 +1,4 @@
+import { createMetrics } from '../src/metrics/metrics.ts';
 import { randomUUID } from 'node:crypto';
 import type { Claims } from '@hallpass/db';
 import { createTestDatabase, type TestDatabase } from '@hallpass/db/testing';
@@ -57,7 +58,7 @@ it('decides a fan-out per subscriber in chunked RLS calls: members get every eve
   const twin = channel('c1-twin', channels[1]!.identity.claims);
   const service = channel('service', { role: 'service_role' });
   // Three checks per call, two calls at a time: the seven users land in different calls.
-  const hub = new Hub(t.db, pino({ level: 'silent' }), { checksPerCall: 3, parallelCalls: 2 });
+  const hub = new Hub(t.db, pino({ level: 'silent' }), createMetrics(), { checksPerCall: 3, parallelCalls: 2 });
   for (const c of [...channels, twin, service]) {
     await hub.table('public', 'deals');
     hub.add(c);

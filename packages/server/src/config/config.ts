@@ -36,6 +36,7 @@ const envSchema = z.object({
   PASSWORDLESS_TYPE: z.enum(passwordlessTypes).default('LINK_OTP'),
   PASSWORDLESS_EXPIRES_IN: int(60, 3600).default(300),
   PASSWORDLESS_ENFORCE_SAME_BROWSER: bool.default(false),
+  OTP_WRONG_CODES_PER_ADDRESS_PER_DAY: int(1, 10_000).default(20),
   ACCESS_TOKEN_TTL: int(60, 86_400).default(900),
   REFRESH_TOKEN_TTL: int(3600, 365 * 86_400).default(30 * 86_400),
   RATE_LIMIT_EMAIL_PER_MINUTE: int(1, 10_000).default(2),
@@ -63,6 +64,8 @@ const envSchema = z.object({
   REALTIME_MAX_MESSAGE_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
+  METRICS_ENABLED: bool.default(true),
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
   REST_MAX_ROWS: int(1, 1_000_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -93,6 +96,11 @@ export interface Config {
     enforceSameBrowser: boolean;
     maxAttempts: number;
     attemptWindowSeconds: number;
+    /**
+     * Wrong codes one address may try across all its requests per `periodSeconds`, refilling evenly;
+     * past it its codes are refused (links keep working). @default { limit: 20, periodSeconds: 86400 }
+     */
+    addressCodeBudget: { limit: number; periodSeconds: number };
   };
   sessions: { accessTokenTtl: number; refreshTokenTtl: number; refreshReuseGraceSeconds: number };
   /** `clientPer10Minutes`: sends per API client (Scalekit API), which replaces the per-IP rule there. */
@@ -142,6 +150,12 @@ export interface Config {
   tenantHosts: Readonly<Record<string, string>>;
   /** Schemas whose tables `/rest/v1` serves; the first is the default. @default ['public'] */
   restSchemas: readonly string[];
+  /**
+   * Who may read `GET /metrics`: `token` (METRICS_TOKEN set: a matching `Authorization: Bearer`),
+   * `open` (no token, bound to loopback and no proxy in front: only this machine can reach it), or
+   * `off` (METRICS_ENABLED=false, or a public or proxied server without a token).
+   */
+  metrics: { access: 'open' | 'token' | 'off'; token: string | undefined };
   /** The most rows one `/rest/v1` read or rpc answers (PostgREST's max_rows). @default 1000 */
   restMaxRows: number;
   /**
@@ -225,6 +239,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       enforceSameBrowser: e.PASSWORDLESS_ENFORCE_SAME_BROWSER,
       maxAttempts: 5,
       attemptWindowSeconds: 600,
+      addressCodeBudget: { limit: e.OTP_WRONG_CODES_PER_ADDRESS_PER_DAY, periodSeconds: 86_400 },
     },
     sessions: { accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, refreshReuseGraceSeconds: 10 },
     rateLimits: {
@@ -255,9 +270,22 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),
+    metrics: { access: metricsAccess(e.METRICS_ENABLED, e.METRICS_TOKEN, e.HOST, trustProxy !== false), token: e.METRICS_TOKEN },
     restMaxRows: e.REST_MAX_ROWS,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
   });
+}
+
+/**
+ * The /metrics rule. Metrics name no user, but they tell an outsider how busy the server is and how
+ * its limits fire: without a token they are served only where nobody else can ask, i.e. bound to a
+ * loopback address with no proxy in front (a proxy on this machine would forward the public's
+ * requests from 127.0.0.1).
+ */
+function metricsAccess(enabled: boolean, token: string | undefined, host: string, behindProxy: boolean): 'open' | 'token' | 'off' {
+  if (!enabled) return 'off';
+  if (token) return 'token';
+  return isLoopbackHost(host) && !behindProxy ? 'open' : 'off';
 }
 
 /** The config with secrets replaced, for printing. */
@@ -266,6 +294,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     ...config,
     secret: config.secret ? '[redacted]' : undefined,
     jwtPrivateKey: config.jwtPrivateKey ? '[redacted]' : undefined,
+    metrics: { ...config.metrics, token: config.metrics.token ? '[redacted]' : undefined },
     appJwtSecret: config.appJwtSecret ? '[redacted]' : undefined,
     databaseUrl: config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@'),
     mail: { ...config.mail, smtpUrl: config.mail.smtpUrl?.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:[redacted]@') },

@@ -46,6 +46,7 @@ describe('clientAddress', () => {
   it('writes one address one way, so a limit keyed by it cannot be dodged by spelling', () => {
     expect(clientAddress(false, '::ffff:198.51.100.7', undefined)).toBe('198.51.100.7');
     expect(clientAddress(trust('1'), '127.0.0.1', '2001:DB8:0::1')).toBe('2001:db8::1');
+    expect(clientAddress(false, 'fe80::1%eth0', undefined)).toBe('fe80::1%eth0');
   });
 });
 

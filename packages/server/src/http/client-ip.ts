@@ -84,7 +84,9 @@ export function clientAddress(trust: TrustProxy, peer: string | undefined, forwa
 function normalise(address: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return mapped[1]!;
-  if (isIP(address) === 6) return new URL(`http://[${address}]`).hostname.slice(1, -1);
+  // The URL parser writes IPv6 canonically (lower case, zeros compressed); a zone id (fe80::1%eth0)
+  // is not URL syntax and is kept as it came.
+  if (isIP(address) === 6 && URL.canParse(`http://[${address}]`)) return new URL(`http://[${address}]`).hostname.slice(1, -1);
   return address.slice(0, 64);
 }
 

@@ -74,3 +74,34 @@ export async function retryMailLater(q: Queryable, id: number, delaySeconds: num
     [id, delaySeconds, error],
   );
 }
+
+/** Mail not yet delivered and the age of the oldest (seconds), in one statement over the partial indexes. */
+export async function outboxBacklog(q: Queryable): Promise<{ depth: number; oldestSeconds: number }> {
+  const { rows } = await q.query<{ depth: number; oldest: number | null }>(
+    `select count(*)::int as depth, extract(epoch from now() - min(created_at))::float8 as oldest
+       from hallpass.mail_outbox where status in ('pending', 'sending')`,
+  );
+  return { depth: rows[0]?.depth ?? 0, oldestSeconds: rows[0]?.oldest ?? 0 };
+}
+
+/**
+ * Hands leased mail back (graceful shutdown): pending and due at once, so another instance sends it
+ * on its next poll instead of waiting for the lease to run out. Only rows still leased are touched.
+ */
+export async function releaseMail(q: Queryable, ids: number[]): Promise<void> {
+  if (!ids.length) return;
+  await q.query(
+    `update hallpass.mail_outbox set status = 'pending', next_attempt_at = now(), locked_until = null
+      where id = any($1::bigint[]) and status = 'sending'`,
+    [ids],
+  );
+}
+
+/** Extends the leases of mail still on the wire, so a slow delivery is not taken again by others. */
+export async function renewMailLeases(q: Queryable, ids: number[], leaseSeconds: number): Promise<void> {
+  await q.query(
+    `update hallpass.mail_outbox set locked_until = now() + make_interval(secs => $2)
+      where id = any($1::bigint[]) and status = 'sending'`,
+    [ids, leaseSeconds],
+  );
+}

@@ -2,7 +2,7 @@ import { createBatcher, type Queryable } from '@hallpass/db';
 import type { Deps } from '../deps.ts';
 import { seal, unseal } from '../shared/crypto.ts';
 import { renderSignInMail, type TemplateKind } from './templates.ts';
-import { claimDueMail, finishMail, insertMail, retryMailLater, supersedeMail, type ClaimedMail } from './outbox.repository.ts';
+import { claimDueMail, finishMail, insertMail, releaseMail, renewMailLeases, retryMailLater, supersedeMail, type ClaimedMail } from './outbox.repository.ts';
 
 /** What a sign-in email needs; sealed at rest because it carries the code and link. */
 export interface SignInMailPayload {
@@ -50,6 +50,8 @@ export interface OutboxWorkerOptions {
   /** First retry delay; doubles per attempt up to `maxBackoffMs`. @default 1000 */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
+  /** How long stop waits for deliveries on the wire. @default 5000 */
+  stopWaitMs?: number;
 }
 
 export interface OutboxWorker {
@@ -65,7 +67,7 @@ export interface OutboxWorker {
  * exponentially; an SMTP outage delays mail but loses none.
  */
 export async function startOutboxWorker(
-  deps: Pick<Deps, 'db' | 'keys' | 'mailer' | 'mailQueued' | 'mailHandoff' | 'config' | 'log' | 'clock'>,
+  deps: Pick<Deps, 'db' | 'keys' | 'mailer' | 'mailQueued' | 'mailHandoff' | 'config' | 'log' | 'clock' | 'metrics'>,
   options: OutboxWorkerOptions = {},
 ): Promise<OutboxWorker> {
   const pollMs = options.pollMs ?? 1000;
@@ -75,7 +77,11 @@ export async function startOutboxWorker(
   const maxAttempts = options.maxAttempts ?? 25;
   const baseBackoffMs = options.baseBackoffMs ?? 1000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
+  const messageHost = new URL(deps.config.baseUrl).hostname;
   let stopped = false;
+  let onStop!: () => void;
+  // A round waiting for a free delivery slot also wakes on stop (a delivery may hang on the relay).
+  const stopping = new Promise<void>((resolve) => (onStop = resolve));
   let running: Promise<number> | null = null;
   let again = false;
 
@@ -88,7 +94,10 @@ export async function startOutboxWorker(
     const now = deps.clock.now();
     const expiresAt = new Date(payload.expiresAt);
     // A code that no longer works is not worth an email.
-    if (expiresAt <= now) return 'expired';
+    if (expiresAt <= now) {
+      deps.metrics.mailDelivery('expired', 0);
+      return 'expired';
+    }
     // Sign-up or sign-in is decided here, off the request path, so /send does the same work for
     // known and unknown addresses.
     const rendered = renderSignInMail({
@@ -99,10 +108,14 @@ export async function startOutboxWorker(
       appName: payload.variables?.app_name ?? 'Hallpass',
       ...(payload.variables?.greeting ? { greeting: payload.variables.greeting } : {}),
     });
+    const started = performance.now();
     try {
-      await deps.mailer.send({ to: mail.to_email, from: deps.config.mail.from, ...rendered, code: payload.code, link: payload.link });
+      const messageId = `<${mail.auth_request_id}.${mail.id}@${messageHost}>`;
+      await deps.mailer.send({ to: mail.to_email, from: deps.config.mail.from, ...rendered, messageId, code: payload.code, link: payload.link });
+      deps.metrics.mailDelivery('sent', (performance.now() - started) / 1000);
       return 'sent';
     } catch (err) {
+      deps.metrics.mailDelivery('failed', (performance.now() - started) / 1000);
       const giveUp = mail.attempts >= maxAttempts;
       deps.log.warn({ mailId: mail.id, attempts: mail.attempts, giveUp, err: errorSummary(err) }, 'mail delivery failed');
       if (giveUp) {
@@ -139,8 +152,13 @@ export async function startOutboxWorker(
   // Deliveries run detached from the claiming loop: mail queued while others are on the wire is
   // claimed and sent at once, instead of waiting for the slowest of the previous batch.
   const inFlight = new Set<Promise<void>>();
+  // Ids on the wire from this process. Their leases are renewed while they are (a relay can take
+  // longer than a lease, and the SMTP pool queues), so no instance takes them again mid-delivery.
+  const onWire = new Set<number>();
   const launch = (mail: ClaimedMail) => {
+    onWire.add(mail.id);
     const delivery: Promise<void> = deliverAndRecord(mail).finally(() => {
+      onWire.delete(mail.id);
       inFlight.delete(delivery);
       launchWaiting();
     });
@@ -158,21 +176,31 @@ export async function startOutboxWorker(
     }
   };
   const takeHandoff = (mail: ClaimedMail) => {
-    if (stopped) return;
+    if (stopped) return void handBack([mail.id]);
     handedWaiting.push({ mail, at: Date.now() });
     launchWaiting();
+  };
+  // Mail handed over by our sends but not yet on the wire is leased to us: on stop it is given back,
+  // so another instance sends it within its poll interval instead of after the lease.
+  const handBack = async (ids: number[]) => {
+    if (!ids.length) return;
+    await releaseMail(deps.db, ids).then(
+      () => deps.log.info({ mails: ids.length }, 'handed back outbox leases'),
+      (err: unknown) => deps.log.warn({ err: errorSummary(err), mails: ids.length }, 'could not hand back outbox leases'),
+    );
   };
   const round = async (): Promise<number> => {
     let total = 0;
     while (!stopped) {
       if (inFlight.size >= maxInFlight) {
-        await Promise.race(inFlight);
+        await Promise.race([...inFlight, stopping]);
         continue;
       }
       const batch = await claimDueMail(deps.db, leaseSeconds, Math.min(batchSize, maxInFlight - inFlight.size));
       if (batch.length === 0) break;
       total += batch.length;
-      for (const mail of batch) launch(mail);
+      // A row of ours whose lease ran out while it was still on the wire is not sent a second time.
+      for (const mail of batch) if (!onWire.has(mail.id)) launch(mail);
     }
     return total;
   };
@@ -205,6 +233,10 @@ export async function startOutboxWorker(
   const unsubscribeHandoff = deps.mailHandoff.subscribe(takeHandoff);
   const unlisten = await deps.db.listen('hallpass_mail_outbox', () => void kick(), () => void kick());
   const timer = setInterval(() => void kick(), pollMs);
+  const renewal = setInterval(() => {
+    if (onWire.size) void renewMailLeases(deps.db, [...onWire], leaseSeconds).catch((err: unknown) => deps.log.warn({ err: errorSummary(err) }, 'could not renew outbox leases'));
+  }, (leaseSeconds * 1000) / 3);
+  renewal.unref();
   timer.unref();
   void kick();
 
@@ -221,12 +253,17 @@ export async function startOutboxWorker(
     },
     async stop() {
       stopped = true;
+      onStop();
       clearInterval(timer);
+      clearInterval(renewal);
       unsubscribe();
       unsubscribeHandoff();
       await unlisten();
       if (running) await running;
-      await Promise.all(inFlight);
+      // Deliveries on the wire may finish; one stuck on a hanging relay stays leased and is taken
+      // again by another instance when its lease runs out.
+      await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, options.stopWaitMs ?? 5000).unref())]);
+      await handBack(handedWaiting.splice(0).map((w) => w.mail.id));
     },
   };
 }

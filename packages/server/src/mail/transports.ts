@@ -8,6 +8,11 @@ export interface OutgoingMail {
   subject: string;
   text: string;
   html: string;
+  /**
+   * The same for every attempt at one outbox row, so a repeat delivery (a process killed after the
+   * relay accepted the mail, before it was recorded as sent) is recognisable as a duplicate.
+   */
+  messageId?: string;
   /** For the dev mailbox only; never logged. */
   code: string | null;
   link: string | null;
@@ -28,7 +33,14 @@ export function createSmtpTransport(smtpUrl: string): MailTransport {
     async send(mail) {
       // Composed to one buffer first: streamed straight into the connection, the MIME tree reaches
       // the socket in a dozen small writes, each a system call.
-      const node = new MailComposer({ to: mail.to, from: mail.from, subject: mail.subject, text: mail.text, html: mail.html }).compile();
+      const node = new MailComposer({
+        to: mail.to,
+        from: mail.from,
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+        ...(mail.messageId ? { messageId: mail.messageId } : {}),
+      }).compile();
       await transporter.sendMail({ envelope: node.getEnvelope(), raw: await node.build() });
     },
     async close() {

@@ -155,7 +155,9 @@ export async function completeSignInWrite(q: Queryable, authRequestId: string, w
 
 export type VerifyCodeOutcome =
   | { outcome: 'ok'; signIn: SignInRow; state: string | null; redirectTo: string | null }
-  | { outcome: 'auth_request_not_found' | 'auth_request_used' | 'too_many_attempts' | 'otp_expired' }
+  | { outcome: 'auth_request_not_found' | 'auth_request_used' | 'otp_expired' }
+  /** retryAfter (seconds) when the address's wrong-code budget is spent; absent when the request is locked. */
+  | { outcome: 'too_many_attempts'; retryAfter?: number }
   | { outcome: 'otp_invalid'; attemptsRemaining: number };
 
 export interface CodeToVerify extends Omit<SignInWrite, 'at'> {
@@ -164,19 +166,27 @@ export interface CodeToVerify extends Omit<SignInWrite, 'at'> {
   presented: Buffer;
 }
 
-/**
- * Verifies codes in one statement (hallpass.verify_codes over hallpass.verify_code, migrations 0012
- * and 0013): per item, lock the request, check it, count a wrong code (committed with the refusal) or
- * complete the sign-in. Items run in request-id order, so concurrent batches lock in one order;
- * outcomes come back in the caller's order.
- */
-// (sign_in).* spreads the hallpass.sign_in composite into columns (all null when not 'ok').
-const verifyCodesSql = prepared(`select item, outcome, attempts_remaining, state, redirect_to, (sign_in).*
-  from hallpass.verify_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`);
+/** The per-request attempt rule and the per-address wrong-code budget (migration 0015). */
+export interface VerifyRules {
+  at: Date;
+  maxAttempts: number;
+  windowSeconds: number;
+  budget: { limit: number; periodSeconds: number };
+}
 
+// (sign_in).* spreads the hallpass.sign_in composite into columns (all null when not 'ok').
+const verifyCodesSql = prepared(`select item, outcome, attempts_remaining, retry_after, state, redirect_to, (sign_in).*
+  from hallpass.verify_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`);
+
+/**
+ * Verifies codes in one statement (hallpass.verify_codes over hallpass.verify_code, migrations 0012,
+ * 0013 and 0015): per item, lock the request, check it and its address's wrong-code budget, count a
+ * wrong code (committed with the refusal) or complete the sign-in. Items run in request-id order, so
+ * concurrent batches lock in one order; outcomes come back in the caller's order.
+ */
 export async function verifyCodes(
   q: Queryable,
-  common: { at: Date; maxAttempts: number; windowSeconds: number },
+  common: VerifyRules,
   items: readonly CodeToVerify[],
 ): Promise<VerifyCodeOutcome[]> {
   const order = byRequestId(items);
@@ -186,6 +196,7 @@ export async function verifyCodes(
     [
       col((c) => c.authRequestId), col((c) => c.presented), common.at, common.maxAttempts, common.windowSeconds,
       col((c) => JSON.stringify(c.amr)), col((c) => c.userAgent), col((c) => c.ip), col((c) => c.sessionExpiresAt), col((c) => c.refreshHash),
+      common.budget.limit, common.budget.periodSeconds,
     ],
   );
   const outcomes: VerifyCodeOutcome[] = new Array(items.length);
@@ -204,6 +215,7 @@ function toOutcome(row: Record<string, unknown>): VerifyCodeOutcome {
     return { outcome, signIn: toSignInRow(row), state: row.state as string | null, redirectTo: row.redirect_to as string | null };
   }
   if (outcome === 'otp_invalid') return { outcome, attemptsRemaining: row.attempts_remaining as number };
+  if (outcome === 'too_many_attempts') return row.retry_after === null ? { outcome } : { outcome, retryAfter: row.retry_after as number };
   return { outcome } as VerifyCodeOutcome;
 }
 

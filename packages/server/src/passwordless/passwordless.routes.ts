@@ -43,8 +43,9 @@ function requestContext(c: AppContext, deps: Pick<Deps, 'config'>): RequestConte
   };
 }
 
-function signedIn(c: AppContext, deps: Pick<Deps, 'config' | 'log'>, v: Verified) {
+function signedIn(c: AppContext, deps: Pick<Deps, 'config' | 'log' | 'metrics'>, v: Verified) {
   setSessionCookies(c, deps.config, v.issued);
+  deps.metrics.signedIn(v.created);
   c.var.log.info({ profileId: v.profile.id, sessionId: v.issued.session.id, created: v.created }, 'signed in');
 }
 
@@ -59,7 +60,7 @@ export function passwordlessRoutes(deps: Deps) {
     const redirectTo = body.redirectTo === undefined ? undefined : resolveAllowedRedirect(deps.config, body.redirectTo);
     if (redirectTo === null) throw new AppError('invalid_redirect');
     const tenant = body.tenant ?? hostTenant(deps, new URL(c.req.url).hostname);
-    const result = await sendPasswordless(deps, { ...body, redirectTo, tenant }, requestContext(c, deps));
+    const result = await deps.metrics.outcome('send', sendPasswordless(deps, { ...body, redirectTo, tenant }, requestContext(c, deps)));
     if (result.binding) setBindingCookie(c, deps.config, result.binding, result.response.expiresIn + 60);
     return c.json(result.response);
   });
@@ -72,7 +73,7 @@ export function passwordlessRoutes(deps: Deps) {
   app.post('/api/auth/passwordless/verify', async (c) => {
     const body = await readJson(c, verifyBody);
     const ctx = requestContext(c, deps);
-    const verified = 'code' in body ? await verifyCode(deps, body, ctx) : await verifyLink(deps, body.linkToken, ctx);
+    const verified = await deps.metrics.outcome('verify', 'code' in body ? verifyCode(deps, body, ctx) : verifyLink(deps, body.linkToken, ctx));
     signedIn(c, deps, verified);
     return c.json({ user: toUser(verified.profile), state: verified.state });
   });
@@ -108,7 +109,7 @@ export function passwordlessRoutes(deps: Deps) {
     if (!token.success) return linkErrorPage(c, 'link_invalid');
     let verified: Verified;
     try {
-      verified = await verifyLink(deps, token.data, requestContext(c, deps));
+      verified = await deps.metrics.outcome('verify', verifyLink(deps, token.data, requestContext(c, deps)));
     } catch (err) {
       if (err instanceof AppError) return linkErrorPage(c, err.code);
       throw err;

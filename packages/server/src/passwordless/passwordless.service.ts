@@ -93,10 +93,10 @@ export interface PasswordlessBatches {
 }
 
 export function createPasswordlessBatches(deps: Pick<Deps, 'config' | 'db' | 'clock'>): PasswordlessBatches {
-  const { maxAttempts, attemptWindowSeconds } = deps.config.passwordless;
+  const { maxAttempts, attemptWindowSeconds, addressCodeBudget } = deps.config.passwordless;
   return {
     send: createBatcher((items) => sendRequests(deps.db, items, deps.config.mail.leaseSeconds), { name: 'send' }),
-    verify: createBatcher((items) => verifyCodes(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds }, items), { name: 'verify' }),
+    verify: createBatcher((items) => verifyCodes(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds, budget: addressCodeBudget }, items), { name: 'verify' }),
     verifyHeadless: createBatcher(
       (items) => verifyCodesHeadless(deps.db, { at: deps.clock.now(), maxAttempts, windowSeconds: attemptWindowSeconds }, items),
       { name: 'verify-headless' },
@@ -272,10 +272,16 @@ export async function verifyCode(deps: PwDeps, input: { authRequestId: string; c
     ...signInWrite(prepared, ctx),
   });
   if (result.outcome === 'otp_invalid') throw new AppError('otp_invalid', { details: { attemptsRemaining: result.attemptsRemaining } });
+  if (result.outcome === 'too_many_attempts' && result.retryAfter !== undefined) {
+    // The address's wrong-code budget is spent (someone may be guessing): codes wait, links still work.
+    throw new AppError('too_many_attempts', { retryAfter: result.retryAfter, message: addressBudgetMessage });
+  }
   if (result.outcome !== 'ok') throw new AppError(result.outcome);
   deps.realtimeWritten.wake();
   return finishSignIn(deps, result.signIn, prepared.refreshToken, result);
 }
+
+const addressBudgetMessage = 'Too many wrong codes for this address. Use the link in the email, or try a code again later.';
 
 /** What the link page may show before anything is consumed. */
 export type LinkPreview =

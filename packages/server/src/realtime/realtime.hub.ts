@@ -1,5 +1,6 @@
 import type { Db } from '@hallpass/db';
 import type { Logger } from 'pino';
+import type { Metrics } from '../metrics/metrics.ts';
 import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
 import type { Identity } from '../sessions/identity.ts';
 import type { OutgoingFrame } from './realtime.protocol.ts';
@@ -95,6 +96,7 @@ export class Hub {
   constructor(
     private readonly db: Db,
     private readonly log: Logger,
+    private readonly metrics: Pick<Metrics, 'realtimeDelivered'>,
     options: HubOptions = {},
   ) {
     this.checksPerCall = options.checksPerCall ?? 500;
@@ -252,7 +254,7 @@ export class Hub {
         call.checks.push({ table: qualified(change.info), row, deleted, role: claims.role, claims: claimsJson });
       }
     }
-    for (const w of unchecked) this.deliverWork(w, []);
+    for (const w of unchecked) this.deliverWork(w, [], replayed);
     let next = 0;
     const runCalls = async () => {
       while (next < calls.length) {
@@ -266,14 +268,14 @@ export class Hub {
           visible = checks.map(() => false);
         }
         this.stats.checks += checks.length;
-        for (const w of works) this.deliverWork(w, visible);
+        for (const w of works) this.deliverWork(w, visible, replayed);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.parallelCalls, calls.length) }, runCalls));
   }
 
   /** Sends a channel its events of this dispatch, in id order, those RLS let it see. */
-  private deliverWork(w: ChannelWork, visible: readonly boolean[]): void {
+  private deliverWork(w: ChannelWork, visible: readonly boolean[], replayed: boolean): void {
     const { channel } = w;
     for (const { change, ids } of w.items) {
       const at = w.checkAt.get(change.rowKey);
@@ -283,8 +285,13 @@ export class Hub {
       }
       const data = change.data.get(channel.identity.claims.role)!;
       channel.deliver(change.row.id, { ref: null, event: 'postgres_changes', payloadJson: `{"ids":[${ids.join(',')}],"data":${data}}` });
-      this.stats.delivered++;
+      this.delivered(change.row, replayed);
     }
+  }
+
+  private delivered(row: EventRow, replayed: boolean): void {
+    this.stats.delivered++;
+    this.metrics.realtimeDelivered(1, replayed ? null : (Date.now() - row.created_at.getTime()) / 1000);
   }
 
   private sendBroadcast(row: EventRow, only: HubChannel | undefined, replayed: boolean): void {
@@ -295,7 +302,7 @@ export class Hub {
       if (!channel.broadcastSelf && row.origin === channel.key) continue;
       const meta = replayed ? { id: String(row.id), replayed: true } : { id: String(row.id) };
       channel.deliver(row.id, { ref: null, event: 'broadcast', payload: { type: 'broadcast', event: row.event, payload: row.payload, meta } });
-      this.stats.delivered++;
+      this.delivered(row, replayed);
     }
   }
 

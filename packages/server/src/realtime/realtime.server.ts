@@ -34,7 +34,7 @@ export interface RealtimeServer {
  */
 export async function startRealtime(deps: Deps, server: Server): Promise<RealtimeServer> {
   const { config, db, log } = deps;
-  const hub = new Hub(db, log);
+  const hub = new Hub(db, log, deps.metrics);
   const sockets = new Set<RealtimeSocket>();
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.realtime.maxMessageBytes });
   const limits = new RealtimeLimits(config.realtime, () => deps.clock.now().getTime());
@@ -126,6 +126,7 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
     };
   };
   server.on('upgrade', onUpgrade);
+  deps.metrics.addSources({ realtime: () => ({ sockets: sockets.size, channels: hub.channelCount }) });
 
   const every = (seconds: number, fn: () => Promise<unknown>) => {
     const t = setInterval(() => void fn().catch((err: unknown) => log.warn({ err }, 'realtime: scheduled task failed')), seconds * 1000);
@@ -155,13 +156,18 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
     async close() {
       server.off('upgrade', onUpgrade);
       for (const t of timers) clearInterval(t);
+      // 1001 "going away", as Phoenix sends when a node stops: realtime-js reconnects (through the
+      // balancer, to another instance) and rejoins its channels, resuming from the last event it saw.
+      const closed = [...wss.clients].map((ws) => new Promise<void>((resolve) => (ws.readyState === ws.CLOSED ? resolve() : ws.once('close', () => resolve()))));
+      for (const ws of wss.clients) ws.close(1001, 'server shutting down; reconnect');
+      await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 1000).unref())]);
+      for (const s of sockets) s.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      // Clients are told first (above); the reader and listeners stop after.
       for (const u of unlisten) await u();
       await wakeOthers.stop();
       if (readSoon) clearTimeout(readSoon);
       await reader.stop();
-      for (const ws of wss.clients) ws.close(1001, 'server shutting down');
-      for (const s of sockets) s.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
 }

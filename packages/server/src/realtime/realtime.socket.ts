@@ -8,7 +8,7 @@ import { decodeBinary, decodeText, encodeFrame, type Frame, type OutgoingFrame, 
 import { createBucket, limitReasons, type Bucket, type RealtimeLimits } from './realtime.limits.ts';
 import { readReplay, type BroadcastInput } from './realtime.repository.ts';
 
-export type RealtimeDeps = Pick<Deps, 'config' | 'signing' | 'clock' | 'db' | 'log'>;
+export type RealtimeDeps = Pick<Deps, 'config' | 'signing' | 'clock' | 'db' | 'log' | 'metrics'>;
 
 /** What the sockets of one instance share besides the hub. */
 export interface SocketsShared {
@@ -335,8 +335,14 @@ export class RealtimeSocket {
   }
 
   private async clientBroadcast(ch: JoinedChannel, frame: Frame): Promise<void> {
-    if (!this.broadcasts.take()) return this.reply(frame, 'error', { reason: limitReasons.socketMessages });
-    if (!this.instance.limits.takeBroadcast(this.hub.topicSize(ch.subTopic))) return this.reply(frame, 'error', { reason: limitReasons.serverMessages });
+    if (!this.broadcasts.take()) {
+      this.deps.metrics.limited('realtime_broadcast');
+      return this.reply(frame, 'error', { reason: limitReasons.socketMessages });
+    }
+    if (!this.instance.limits.takeBroadcast(this.hub.topicSize(ch.subTopic))) {
+      this.deps.metrics.limited('realtime_broadcast');
+      return this.reply(frame, 'error', { reason: limitReasons.serverMessages });
+    }
     const p = frame.payload;
     const event = typeof p.event === 'string' ? p.event : null;
     if (!event || event.length > 255) return this.reply(frame, 'error', { reason: 'A broadcast needs an event name' });

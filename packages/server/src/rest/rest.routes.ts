@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { Deps } from '../deps.ts';
 import type { AppEnv } from '../http/context.ts';
+import { isDatabaseUnavailable } from '@hallpass/db';
 import { AppError } from '../shared/errors.ts';
 import { createCatalog, type TableInfo } from './catalog.ts';
 import { parsePrefer, parseQuery, type Preferences } from './query-parser.ts';
@@ -176,7 +177,8 @@ export function restRoutes(deps: Deps) {
     try {
       return await runAs(deps.db, who, deps.clock.now(), options);
     } catch (err) {
-      if (!isPgError(err)) throw err;
+      // A lost connection is answered by the app-wide 503 database_unavailable, not as a SQL error.
+      if (!isPgError(err) || isDatabaseUnavailable(err)) throw err;
       if (err.code === '42P01' || err.code === '42703' || err.code === '42883') catalog.forget(schema, name);
       throw fromPgError(err, who.role);
     }
@@ -351,6 +353,11 @@ export function restRoutes(deps: Deps) {
     return respond(c, name, plan, result, prefer, neg, q.levels.get('')?.offset ?? 0);
   };
 
+  app.use('/rest/v1/*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    deps.metrics.restRequest(c.req.method, c.res.status, (performance.now() - started) / 1000);
+  });
   app.all('/rest/v1/rpc/:fn', (c) => serveRpc(c, c.req.param('fn')).catch((err: unknown) => restError(c, err)));
   app.all('/rest/v1/:table', (c) => serveTable(c, c.req.param('table')).catch((err: unknown) => restError(c, err)));
   const badPath = (c: Context) => restError(c, new RestError(404, 'PGRST125', 'Invalid path specified in request URL'));

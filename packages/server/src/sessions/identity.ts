@@ -100,7 +100,7 @@ function appTokenIdentity(claims: AppTokenClaims): AppTokenIdentity {
   return { kind: 'app', role: 'authenticated', claims: c, claimsJson: JSON.stringify(c), sub: claims.sub ?? null, sessionId: null, expiresAt: claims.exp * 1000 };
 }
 
-type ResolverDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db'>;
+type ResolverDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db' | 'metrics'>;
 
 export interface IdentityResolver {
   /**

@@ -89,11 +89,14 @@ export async function listLiveSessions(q: Queryable, profileId: string, now: Dat
 
 /**
  * Runs one statement as the session's user, in one round trip, through hallpass.rest_run (migration
- * 0007): the session-liveness check as the server's role, then role `authenticated` and the claims
+ * 0018): the session-liveness check as the server's role, then role `authenticated` and the claims
  * set locally, then `sql` (which returns one row of (count int, body text); its parameters are
  * `$1[i]` of `params`) under grants and RLS. Returns null, having run nothing, for a dead session.
  */
-const runIfSessionLiveSql = prepared(`select live, n, body from hallpass.rest_run('authenticated', $1, $2, $3, $4, $5, $6, null, false)`);
+// rest_run's 13 arguments (migration 0018): no count, not singular, no max-affected, no rollback, no row cap.
+const runIfSessionLiveSql = prepared(
+  `select live, n, body from hallpass.rest_run('authenticated', $1, $2, $3, $4, $5, $6, null, null, false, null, false, null)`,
+);
 
 export async function runIfSessionLive(
   q: Queryable,

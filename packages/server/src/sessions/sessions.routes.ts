@@ -6,7 +6,7 @@ import { clearSessionCookies, readSessionCookies, setSessionCookies } from '../h
 import { findProfileById, toUser } from '../profiles/profiles.repository.ts';
 import { AppError } from '../shared/errors.ts';
 import { bearerToken } from './identity.ts';
-import { listLiveSessions, revokeSessionRow } from './sessions.repository.ts';
+import { listLiveSessions } from './sessions.repository.ts';
 import { authenticate, checkTokens, refreshSession, revokeSession, toSessionInfo, type IssuedSession } from './sessions.service.ts';
 
 type Tokens = { accessToken: string | undefined; refreshToken: string | undefined };
@@ -116,7 +116,7 @@ export function sessionRoutes(deps: Deps) {
     if (!id.success) throw new AppError('not_found');
     const mine = (await listLiveSessions(deps.db, c.var.auth.claims.sub, deps.clock.now())).some((s) => s.id === id.data);
     if (!mine) throw new AppError('not_found');
-    await revokeSessionRow(deps.db, id.data, 'revoked_by_user', deps.clock.now());
+    await revokeSession(deps, id.data, 'revoked_by_user');
     if (id.data === c.var.auth.session.id) clearSessionCookies(c, deps.config);
     return c.body(null, 204);
   });

@@ -45,6 +45,8 @@ export interface IssuedSession {
 }
 
 type SessionDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db'>;
+/** What a refresh needs besides: rotations and reuse revocations are counted. */
+type RefreshDeps = SessionDeps & Pick<Deps, 'metrics'>;
 
 /** The first tokens of a session that was just written (see `completeSignInWrite`). */
 export async function issueNewSession(
@@ -151,7 +153,7 @@ export interface Authenticated {
  * take effect at once everywhere instead of at token expiry.
  */
 export async function authenticate(
-  deps: SessionDeps,
+  deps: RefreshDeps,
   tokens: { accessToken: string | undefined; refreshToken: string | undefined },
 ): Promise<Authenticated> {
   const checked = await checkTokens(deps, tokens);
@@ -167,7 +169,7 @@ export async function authenticate(
  * that in the same statement that sets the claims.
  */
 export async function checkTokens(
-  deps: SessionDeps,
+  deps: RefreshDeps,
   tokens: { accessToken: string | undefined; refreshToken: string | undefined },
 ): Promise<{ claims: AccessClaims; renewed?: IssuedSession }> {
   if (tokens.accessToken) {
@@ -187,7 +189,7 @@ export async function checkTokens(
  * revoked. The exception is a few seconds of grace, for a browser that sent two requests at once
  * with the same cookie; those get an access token and no new refresh token.
  */
-export async function refreshSession(deps: SessionDeps, refreshToken: string): Promise<IssuedSession> {
+export async function refreshSession(deps: RefreshDeps, refreshToken: string): Promise<IssuedSession> {
   const hash = digest(deps.keys, 'refresh', refreshToken);
   const outcome = await deps.db.transaction(async (tx) => {
     const now = deps.clock.now();
@@ -201,6 +203,7 @@ export async function refreshSession(deps: SessionDeps, refreshToken: string): P
       const graceEnds = row.rotated_at.getTime() + deps.config.sessions.refreshReuseGraceSeconds * 1000;
       if (now.getTime() > graceEnds) {
         await revokeSessionRow(tx, session.id, 'refresh_token_reuse', now);
+        deps.metrics.sessionRevoked('refresh_token_reuse');
         return { kind: 'reuse' as const };
       }
       const { token, claims } = await signAccessToken(deps, profile, session);
@@ -216,6 +219,7 @@ export async function refreshSession(deps: SessionDeps, refreshToken: string): P
     return { kind: 'ok' as const, issued: { session: live, accessToken: token, refreshToken: next, claims } };
   });
   if (outcome.kind !== 'ok') throw new AppError('session_expired');
+  if (outcome.issued.refreshToken) deps.metrics.sessionRefreshed();
   return outcome.issued;
 }
 
@@ -236,8 +240,10 @@ export async function runAsSessionUser(
   return result;
 }
 
-export async function revokeSession(deps: Pick<Deps, 'db' | 'clock'>, sessionId: string, reason: 'logout' | 'revoked_by_user'): Promise<boolean> {
-  return revokeSessionRow(deps.db, sessionId, reason, deps.clock.now());
+export async function revokeSession(deps: Pick<Deps, 'db' | 'clock' | 'metrics'>, sessionId: string, reason: 'logout' | 'revoked_by_user'): Promise<boolean> {
+  const revoked = await revokeSessionRow(deps.db, sessionId, reason, deps.clock.now());
+  if (revoked) deps.metrics.sessionRevoked(reason);
+  return revoked;
 }
 
 export function toSessionInfo(s: SessionRow): SessionInfo {
