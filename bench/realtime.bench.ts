@@ -120,6 +120,9 @@ async function startServer() {
     DEV_MAILBOX: 'true',
     DATABASE_POOL_SIZE: '10',
     HALLPASS_ISSUER: issuer,
+    // Every bench client is 127.0.0.1: the per-address flood limits would refuse the 10,000 sockets.
+    REALTIME_MAX_SOCKETS_PER_IP: '100000',
+    REALTIME_JOINS_PER_SECOND_PER_IP: '100000',
   });
   running.add(server);
   const pid = server.child.pid!;

@@ -37,6 +37,7 @@ export const errorCodes = {
   email_rate_limited_minute: { status: 429, message: 'Too many emails to this address this minute.' },
   email_rate_limited_hour: { status: 429, message: 'Too many emails to this address this hour.' },
   ip_rate_limited: { status: 429, message: 'Too many sign-in requests from this network.' },
+  too_many_connections: { status: 429, message: 'Too many open realtime connections from this network.' },
   client_rate_limited: { status: 429, message: 'Too many sign-in requests from this API client.' },
   // 5xx: ours.
   not_ready: { status: 503, message: 'The server is not ready: starting, shutting down, or its database is unreachable.' },

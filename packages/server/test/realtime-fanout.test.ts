@@ -4,7 +4,8 @@ import type { Claims } from '@hallpass/db';
 import { createTestDatabase, type TestDatabase } from '@hallpass/db/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Hub, type HubChannel, type Identity } from '../src/realtime/realtime.hub.ts';
+import { Hub, type HubChannel } from '../src/realtime/realtime.hub.ts';
+import type { Identity } from '../src/sessions/identity.ts';
 import type { OutgoingFrame } from '../src/realtime/realtime.protocol.ts';
 import { readEventsAfter } from '../src/realtime/realtime.repository.ts';
 import { runMigrations } from '../src/server.ts';
@@ -31,7 +32,8 @@ interface Received {
 }
 
 function channel(name: string, claims: Claims): HubChannel & { received: Received[] } {
-  const identity: Identity = { source: 'token', claims, claimsJson: JSON.stringify(claims), sessionId: null, sub: claims.sub ?? null, expiresAt: null };
+  // Synthetic claims (no session row): the hub reads only role, claims and sub of an identity.
+  const identity = { kind: 'user', role: claims.role, via: 'bearer', claims, claimsJson: JSON.stringify(claims), sessionId: null, sub: claims.sub ?? null, expiresAt: null, liveSession: null } as unknown as Identity;
   const received: Received[] = [];
   return {
     key: name,

@@ -95,12 +95,15 @@ export class RawSocket {
     this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
   }
 
-  static async open(server: Target, opts: { apikey?: string; vsn?: string; cookie?: string; origin?: string } = {}): Promise<RawSocket> {
+  static async open(
+    server: Target,
+    opts: { apikey?: string; vsn?: string; cookie?: string; origin?: string; headers?: Record<string, string> } = {},
+  ): Promise<RawSocket> {
     const vsn = opts.vsn ?? '2.0.0';
     const url = new URL(`${server.url.replace('http', 'ws')}/realtime/v1/websocket`);
     url.searchParams.set('vsn', vsn);
     if (opts.apikey) url.searchParams.set('apikey', opts.apikey);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...opts.headers };
     if (opts.cookie) headers.cookie = opts.cookie;
     if (opts.origin) headers.origin = opts.origin;
     const ws = new WebSocket(url, { headers });
@@ -108,6 +111,11 @@ export class RawSocket {
       ws.once('open', resolve);
       ws.once('error', reject);
     });
+    return new RawSocket(ws, vsn);
+  }
+
+  /** Wraps a socket the test opened itself (already open). */
+  static adopt(ws: WebSocket, vsn = '2.0.0'): RawSocket {
     return new RawSocket(ws, vsn);
   }
 

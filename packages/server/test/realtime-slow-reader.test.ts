@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { insertBroadcast } from '../src/realtime/realtime.repository.ts';
+import { insertBroadcasts } from '../src/realtime/realtime.repository.ts';
 import { startTestServer, type TestServer } from './harness.ts';
 import { apiKey, RawSocket } from './realtime-helpers.ts';
 
@@ -25,7 +25,7 @@ it('slow-reader memory exhaustion: a socket that stops reading is closed once 4 
   const burst = 20;
   for (let i = 0; i < total && server.realtime.socketCount() === 2; i += burst) {
     await server.deps.db.transaction(async (tx) => {
-      for (let k = i; k < i + burst; k++) await insertBroadcast(tx, { topic: 'sale', event: 'flood', payload: { k, message }, private: false });
+      for (let k = i; k < i + burst; k++) await insertBroadcasts(tx, [{ topic: 'sale', event: 'flood', payload: { k, message }, private: false }]);
     });
     await reader.inbox.next((f) => f[3] === 'broadcast' && f[4].payload.k === i + burst - 1, 30_000);
   }

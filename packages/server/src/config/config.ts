@@ -58,6 +58,11 @@ const envSchema = z.object({
   REALTIME_PRUNE_INTERVAL_SECONDS: int(1, 86_400).default(300),
   REALTIME_SESSION_CHECK_SECONDS: int(1, 3600).default(60),
   REALTIME_BROADCASTS_PER_SECOND: int(1, 10_000).default(20),
+  REALTIME_SERVER_MESSAGES_PER_SECOND: int(1, 10_000_000).default(1000),
+  REALTIME_MAX_SOCKETS_PER_IP: int(1, 1_000_000).default(100),
+  REALTIME_JOINS_PER_SECOND_PER_IP: int(1, 1_000_000).default(20),
+  REALTIME_JOIN_TIMEOUT_SECONDS: int(1, 3600).default(15),
+  REALTIME_MAX_MESSAGE_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
   TENANT_HOSTS: list.default([]),
   REST_SCHEMAS: list.default(['public']),
   BACKUP_DIR: z.string().optional(),
@@ -134,6 +139,19 @@ export interface Config {
     sessionCheckSeconds: number;
     /** Client broadcasts one socket may send per second (bursts of twice that); beyond, refused. */
     broadcastsPerSecond: number;
+    /**
+     * The instance's budget for client broadcasts, in messages it delivers per second (bursts of twice
+     * that): a broadcast to a topic with N subscribers here costs N. Beyond, broadcasts are refused.
+     */
+    serverMessagesPerSecond: number;
+    /** Open sockets one client address may hold; more upgrades are refused with 429. */
+    maxSocketsPerIp: number;
+    /** Channel joins per second from one client address (bursts of twice that); beyond, refused. */
+    joinsPerSecondPerIp: number;
+    /** A socket that has joined no channel this long after opening is closed. */
+    joinTimeoutSeconds: number;
+    /** The largest WebSocket message taken; a bigger one closes the socket (1009). */
+    maxMessageBytes: number;
   };
   /** Host name (lower-case, no port) -> tenant slug: sign-in on that host uses that tenant. */
   tenantHosts: Readonly<Record<string, string>>;
@@ -274,6 +292,11 @@ export function loadConfig(env: Env): Readonly<Config> {
       pruneIntervalSeconds: e.REALTIME_PRUNE_INTERVAL_SECONDS,
       sessionCheckSeconds: e.REALTIME_SESSION_CHECK_SECONDS,
       broadcastsPerSecond: e.REALTIME_BROADCASTS_PER_SECOND,
+      serverMessagesPerSecond: e.REALTIME_SERVER_MESSAGES_PER_SECOND,
+      maxSocketsPerIp: e.REALTIME_MAX_SOCKETS_PER_IP,
+      joinsPerSecondPerIp: e.REALTIME_JOINS_PER_SECOND_PER_IP,
+      joinTimeoutSeconds: e.REALTIME_JOIN_TIMEOUT_SECONDS,
+      maxMessageBytes: e.REALTIME_MAX_MESSAGE_BYTES,
     },
     tenantHosts: Object.freeze(tenantHosts),
     restSchemas: Object.freeze(e.REST_SCHEMAS.length ? e.REST_SCHEMAS : ['public']),

@@ -15,8 +15,13 @@ export interface Filter {
   values: string[];
 }
 
+/** Longest filter text and most `in` values taken; Supabase Realtime caps `in` at 100 values too. */
+export const maxFilterLength = 4096;
+export const maxInValues = 100;
+
 /** Parses a filter string; null when it is not one this server understands. */
 export function parseFilter(text: string): Filter | null {
+  if (text.length > maxFilterLength) return null;
   const m = /^([A-Za-z_][A-Za-z0-9_]*)=(eq|neq|lt|lte|gt|gte|in)\.(.*)$/s.exec(text);
   if (!m) return null;
   const [, column, op, rest] = m as unknown as [string, string, FilterOp, string];
@@ -24,8 +29,32 @@ export function parseFilter(text: string): Filter | null {
   const list = /^\((.*)\)$/s.exec(rest);
   if (!list) return null;
   const items = splitQuotedList(list[1]!);
-  if (!items) return null;
+  if (!items || items.length > maxInValues) return null;
   return { column, op, values: items.map((v) => unquote(v.trim())).filter((v) => v !== '') };
+}
+
+/** Why a filter was refused: a closed set of codes, each with a fixed reason that echoes no input. */
+export const filterRefusals = {
+  invalid_filter: `Invalid filter: use column=op.value with op eq, neq, lt, lte, gt, gte or in (at most ${maxInValues} values)`,
+  unknown_column: 'Invalid filter: the table has no such column',
+  column_not_selectable: 'Unable to subscribe to changes with given parameters: permission denied for the filter column; a filter may only use columns you can select',
+} as const;
+export type FilterRefusal = keyof typeof filterRefusals;
+
+export type FilterCheck = { ok: true; filter: Filter } | { ok: false; code: FilterRefusal; reason: string };
+
+/**
+ * A join's filter against its table: well-formed, naming a column of the table that the subscriber
+ * may select (`selectable`; null for the service role, which reads every column). A filter on a column
+ * the subscriber cannot read would tell them its values by which events arrive.
+ */
+export function checkFilter(text: string, columns: ReadonlyArray<{ name: string }>, selectable: ReadonlySet<string> | null): FilterCheck {
+  const filter = parseFilter(text);
+  const refuse = (code: FilterRefusal): FilterCheck => ({ ok: false, code, reason: filterRefusals[code] });
+  if (!filter) return refuse('invalid_filter');
+  if (!columns.some((c) => c.name === filter.column)) return refuse('unknown_column');
+  if (selectable && !selectable.has(filter.column)) return refuse('column_not_selectable');
+  return { ok: true, filter };
 }
 
 function unquote(v: string): string {

@@ -1,22 +1,10 @@
-import type { Claims, Db } from '@hallpass/db';
+import type { Db } from '@hallpass/db';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics.ts';
 import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
+import type { Identity } from '../sessions/identity.ts';
 import type { OutgoingFrame } from './realtime.protocol.ts';
 import { checkVisible, describeTable, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
-
-/** Who a channel acts as. Bound at join and re-bound by each `access_token` message. */
-export interface Identity {
-  /** Where it came from: the join's access token, the session cookie of the upgrade, or the apikey. */
-  source: 'token' | 'cookie' | 'apikey';
-  claims: Claims;
-  /** `claims` serialised once, as RLS checks send them. */
-  claimsJson: string;
-  sessionId: string | null;
-  sub: string | null;
-  /** When a token identity's JWT expires (ms); the channel is closed then unless a new token came. */
-  expiresAt: number | null;
-}
 
 export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
 
@@ -37,6 +25,7 @@ export interface HubChannel {
   readonly isPrivate: boolean;
   readonly broadcastSelf: boolean;
   readonly bindings: readonly PgBinding[];
+  /** Who the channel acts as: bound at join, re-bound by each `access_token` message. */
   identity: Identity;
   deliver(eventId: number, frame: OutgoingFrame): void;
   /** Tells the client why (a `system` error) and closes the channel (`phx_close`). */
@@ -176,6 +165,11 @@ export class Hub {
     if (channel.identity.sessionId) removeFrom(this.sessions, channel.identity.sessionId, channel);
   }
 
+  /** Channels joined to a topic on this instance (what one broadcast to it fans out to here). */
+  topicSize(subTopic: string): number {
+    return this.topics.get(subTopic)?.size ?? 0;
+  }
+
   /** A new token for a joined channel: the session index follows the identity. */
   rebind(channel: HubChannel, identity: Identity): void {
     if (channel.identity.sessionId) removeFrom(this.sessions, channel.identity.sessionId, channel);
@@ -215,7 +209,9 @@ export class Hub {
       const targets = await this.candidates(row, only);
       if (!targets.size) continue;
       const info = (await this.table(row.schema_name!, row.table_name!))!;
-      const change: Change = { row, info, rowKey: `${qualified(info)}\u0000${JSON.stringify(pick(row.record ?? {}, info.pk))}`, data: new Map() };
+      // A deleted row is its own question (judged on its old image), apart from the live row's.
+      const image = row.op === 'DELETE' ? `DELETE\u0000${JSON.stringify(pick(row.old_record ?? {}, info.pk))}` : JSON.stringify(pick(row.record ?? {}, info.pk));
+      const change: Change = { row, info, rowKey: `${qualified(info)}\u0000${image}`, data: new Map() };
       changes.push(change);
       for (const [channel, ids] of targets) {
         let w = work.get(channel);
@@ -239,8 +235,9 @@ export class Hub {
     let call: { works: ChannelWork[]; checks: VisibilityCheck[] } | undefined;
     for (const w of work.values()) {
       const { claims, claimsJson } = w.channel.identity;
-      // service_role bypasses RLS in Postgres too; DELETEs are not checked (the row is gone).
-      const rows = claims.role === 'service_role' ? [] : w.items.filter(({ change }) => change.row.op !== 'DELETE');
+      // service_role bypasses RLS in Postgres too. A DELETE is checked against its old row image:
+      // only who could read the row before it went hears of it (hallpass.realtime_visible_old).
+      const rows = claims.role === 'service_role' ? [] : w.items;
       if (!rows.length) {
         unchecked.push(w);
         continue;
@@ -252,7 +249,9 @@ export class Hub {
         // question ("may this subscriber see the row now?"), asked once.
         if (w.checkAt.has(change.rowKey)) continue;
         w.checkAt.set(change.rowKey, call.checks.length);
-        call.checks.push({ table: qualified(change.info), pk: pick(change.row.record!, change.info.pk), role: claims.role, claims: claimsJson });
+        const deleted = change.row.op === 'DELETE';
+        const row = deleted ? (change.row.old_record ?? {}) : pick(change.row.record!, change.info.pk);
+        call.checks.push({ table: qualified(change.info), row, deleted, role: claims.role, claims: claimsJson });
       }
     }
     for (const w of unchecked) this.deliverWork(w, [], replayed);
@@ -264,7 +263,7 @@ export class Hub {
         try {
           visible = await checkVisible(this.db, checks);
         } catch (err) {
-          // Nothing is sent unchecked: a failed call drops its INSERT/UPDATE events (logged).
+          // Nothing is sent unchecked: a failed call drops its events (logged).
           this.log.error({ err }, 'realtime: RLS check failed; dropping the events it was for');
           visible = checks.map(() => false);
         }
@@ -279,7 +278,7 @@ export class Hub {
   private deliverWork(w: ChannelWork, visible: readonly boolean[], replayed: boolean): void {
     const { channel } = w;
     for (const { change, ids } of w.items) {
-      const at = change.row.op === 'DELETE' ? undefined : w.checkAt.get(change.rowKey);
+      const at = w.checkAt.get(change.rowKey);
       if (at !== undefined && !visible[at]) {
         this.stats.dropped++;
         continue;
@@ -340,7 +339,8 @@ export class Hub {
     return out;
   }
 
-  private async selectable(role: string, info: TableInfo): Promise<Set<string>> {
+  /** The columns `role` may select on the table (cached): events carry and filters use only these. */
+  async selectable(role: string, info: TableInfo): Promise<Set<string>> {
     const key = `${role}|${info.schema}.${info.table}`;
     const hit = this.columns.get(key);
     if (hit && Date.now() - hit.at < cacheMs) return hit.cols;

@@ -74,13 +74,21 @@ export interface BroadcastInput {
   origin?: string | null;
 }
 
-export async function insertBroadcast(q: Queryable, b: BroadcastInput): Promise<number> {
-  const { rows } = await q.query<{ id: number }>(
+/**
+ * Logs broadcasts in one statement, in the given order (one row each). The list travels as one
+ * jsonb array of records, so its fields cannot fall out of step.
+ */
+export async function insertBroadcasts(q: Queryable, list: readonly BroadcastInput[]): Promise<void> {
+  if (list.length === 0) return;
+  const records = list.map((b) => ({ topic: b.topic, event: b.event, payload: b.payload ?? null, private: b.private, origin: b.origin ?? null }));
+  await q.query(
     `insert into hallpass.realtime_events (kind, topic, event, payload, private, origin)
-     values ('broadcast', $1, $2, $3, $4, $5) returning id`,
-    [b.topic, b.event, JSON.stringify(b.payload ?? null), b.private, b.origin ?? null],
+     select 'broadcast', x.topic, x.event, x.payload, x.private, x.origin
+       from rows from (jsonb_to_recordset($1::jsonb) as (topic text, event text, payload jsonb, private boolean, origin text))
+            with ordinality as x (topic, event, payload, private, origin, ord)
+      order by x.ord`,
+    [JSON.stringify(records)],
   );
-  return Number(rows[0]!.id);
 }
 
 /** Events a rejoining channel missed: broadcasts on its topic and changes on its tables. */
@@ -102,19 +110,43 @@ export async function readReplay(
 export interface VisibilityCheck {
   /** `schema.table`, already catalog-checked. */
   table: string;
-  pk: Record<string, unknown>;
+  /** INSERT/UPDATE: the primary key of the row as it is now. DELETE: the whole old row image. */
+  row: Record<string, unknown>;
+  /** A deleted row: decided by the SELECT policies on its old image (hallpass.realtime_visible_old). */
+  deleted: boolean;
   role: string;
   claims: string;
 }
 
-/** One round trip for a batch of (row, subscriber) checks; RLS decides each in Postgres. */
+/**
+ * One round trip for a batch of (row, subscriber) checks; RLS decides each in Postgres. Live rows are
+ * looked up by primary key as the subscriber; deleted rows are judged by the table's SELECT policies
+ * on their old image (migration 0016). A batch without deletes runs exactly the one function.
+ */
 export async function checkVisible(q: Queryable, checks: readonly VisibilityCheck[]): Promise<boolean[]> {
   if (checks.length === 0) return [];
-  const { rows } = await q.query<{ v: boolean[] }>(
-    'select hallpass.realtime_visible($1::regclass[], $2::jsonb[], $3::text[], $4::text[]) as v',
-    [checks.map((c) => c.table), checks.map((c) => JSON.stringify(c.pk)), checks.map((c) => c.role), checks.map((c) => c.claims)],
-  );
-  return rows[0]!.v;
+  const live = checks.filter((c) => !c.deleted);
+  const gone = checks.filter((c) => c.deleted);
+  const args = (list: readonly VisibilityCheck[]) => [
+    list.map((c) => c.table),
+    list.map((c) => JSON.stringify(c.row)),
+    list.map((c) => c.role),
+    list.map((c) => c.claims),
+  ];
+  const liveSql = 'hallpass.realtime_visible($1::regclass[], $2::jsonb[], $3::text[], $4::text[])';
+  const goneSql = (n: number) => `hallpass.realtime_visible_old($${n}::regclass[], $${n + 1}::jsonb[], $${n + 2}::text[], $${n + 3}::text[])`;
+  const sql = !gone.length
+    ? `select ${liveSql} as v, null::boolean[] as d`
+    : !live.length
+      ? `select null::boolean[] as v, ${goneSql(1)} as d`
+      : `select ${liveSql} as v, ${goneSql(5)} as d`;
+  const params = [...(live.length ? args(live) : []), ...(gone.length ? args(gone) : [])];
+  const { rows } = await q.query<{ v: boolean[] | null; d: boolean[] | null }>(sql, params);
+  const v = rows[0]!.v ?? [];
+  const d = rows[0]!.d ?? [];
+  let i = 0;
+  let j = 0;
+  return checks.map((c) => (c.deleted ? d[j++] : v[i++]) ?? false);
 }
 
 export interface TableInfo {

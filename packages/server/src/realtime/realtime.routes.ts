@@ -4,8 +4,9 @@ import type { Deps } from '../deps.ts';
 import type { AppEnv } from '../http/context.ts';
 import { readJson } from '../http/json.ts';
 import { verifyApiKey } from '../sessions/api-keys.ts';
+import { bearerToken } from '../sessions/identity.ts';
 import { AppError } from '../shared/errors.ts';
-import { insertBroadcast } from './realtime.repository.ts';
+import { insertBroadcasts } from './realtime.repository.ts';
 
 const topic = z.string().min(1).max(255);
 const event = z.string().min(1).max(255);
@@ -26,8 +27,7 @@ export function realtimeRoutes(deps: Deps) {
   const app = new Hono<AppEnv>();
 
   const requireServiceKey = async (c: Context) => {
-    const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
-    const key = bearer ?? c.req.header('apikey');
+    const key = bearerToken(c.req.header('authorization')) ?? c.req.header('apikey');
     if (!key) throw new AppError('unauthenticated');
     if ((await verifyApiKey(deps, key)) !== 'service_role') throw new AppError('forbidden');
   };
@@ -35,11 +35,10 @@ export function realtimeRoutes(deps: Deps) {
   app.post('/realtime/v1/api/broadcast', async (c) => {
     await requireServiceKey(c);
     const { messages } = await readJson(c, batchBody);
-    await deps.db.transaction(async (tx) => {
-      for (const m of messages) {
-        await insertBroadcast(tx, { topic: m.topic, event: m.event, payload: m.payload ?? null, private: m.private ?? false });
-      }
-    });
+    await insertBroadcasts(
+      deps.db,
+      messages.map((m) => ({ topic: m.topic, event: m.event, payload: m.payload ?? null, private: m.private ?? false })),
+    );
     return c.body(null, 202);
   });
 
@@ -48,12 +47,9 @@ export function realtimeRoutes(deps: Deps) {
     const parsed = z.object({ topic, event }).safeParse({ topic: c.req.param('topic'), event: c.req.param('event') });
     if (!parsed.success) throw new AppError('invalid_request');
     const payload = await readJson(c, z.unknown());
-    await insertBroadcast(deps.db, {
-      topic: parsed.data.topic,
-      event: parsed.data.event,
-      payload: payload ?? null,
-      private: c.req.query('private') === 'true',
-    });
+    await insertBroadcasts(deps.db, [
+      { topic: parsed.data.topic, event: parsed.data.event, payload: payload ?? null, private: c.req.query('private') === 'true' },
+    ]);
     return c.body(null, 202);
   });
 

@@ -3,13 +3,17 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parse as parseCookies } from 'hono/utils/cookie';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { createBatcher } from '@hallpass/db';
+import type { ErrorCode } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
+import { clientAddress } from '../http/client-ip.ts';
 import { cookieNames } from '../http/cookies.ts';
-import { verifyApiKey } from '../sessions/api-keys.ts';
+import { createIdentityResolver } from '../sessions/identity.ts';
 import { Hub } from './realtime.hub.ts';
+import { limitReasons, RealtimeLimits } from './realtime.limits.ts';
 import { startLogReader } from './realtime.log-reader.ts';
-import { endedSessions, pruneEvents, wakeRealtimeReaders } from './realtime.repository.ts';
-import { RealtimeSocket, type Connection } from './realtime.socket.ts';
+import { endedSessions, insertBroadcasts, pruneEvents, wakeRealtimeReaders, type BroadcastInput } from './realtime.repository.ts';
+import { RealtimeSocket, type Connection, type SocketsShared } from './realtime.socket.ts';
 
 export const realtimePath = '/realtime/v1/websocket';
 
@@ -32,7 +36,14 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
   const { config, db, log } = deps;
   const hub = new Hub(db, log, deps.metrics);
   const sockets = new Set<RealtimeSocket>();
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.realtime.maxMessageBytes });
+  const limits = new RealtimeLimits(config.realtime, () => deps.clock.now().getTime());
+  const logBatch = createBatcher(async (list: BroadcastInput[]) => {
+    await insertBroadcasts(db, list);
+    return list.map(() => undefined);
+  });
+  const identities = createIdentityResolver(deps);
+  const shared: SocketsShared = { limits, identities, logBroadcast: logBatch };
 
   const reader = await startLogReader(db, {
     onEvents: (rows) => hub.dispatch(rows),
@@ -66,27 +77,40 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
       if (server.listenerCount('upgrade') === 1) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
-    accept(req, url)
+    // Counted before anything costly (the apikey's signature): a flood from one address stops here.
+    // The address is decided as for HTTP requests (clientIp), so TRUST_PROXY means the same here.
+    const forwarded = req.headers['x-forwarded-for'];
+    const ip = clientAddress(config.trustProxy, req.socket.remoteAddress, Array.isArray(forwarded) ? forwarded.join(', ') : forwarded);
+    if (!limits.openSocket(ip)) {
+      refuse(socket, '429 Too Many Requests', 'too_many_connections', limitReasons.sockets);
+      return;
+    }
+    accept(req, url, ip)
       .then((conn) => {
         if (!conn) {
-          socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"unauthenticated","message":"Invalid apikey."}}');
+          limits.closeSocket(ip);
+          refuse(socket, '401 Unauthorized', 'unauthenticated', 'Invalid apikey.');
           return;
         }
         wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-          const s = new RealtimeSocket(deps, hub, ws, conn);
+          const s = new RealtimeSocket(deps, hub, ws, conn, shared);
           sockets.add(s);
-          ws.on('close', () => sockets.delete(s));
+          ws.on('close', () => {
+            sockets.delete(s);
+            limits.closeSocket(ip);
+          });
         });
       })
       .catch((err: unknown) => {
+        limits.closeSocket(ip);
         log.error({ err }, 'realtime: upgrade failed');
         socket.destroy();
       });
   };
 
-  const accept = async (req: IncomingMessage, url: URL): Promise<Connection | null> => {
+  const accept = async (req: IncomingMessage, url: URL, ip: string | null): Promise<Connection | null> => {
     const apikey = url.searchParams.get('apikey');
-    const role = apikey ? await verifyApiKey(deps, apikey) : 'anon';
+    const role = apikey ? await identities.apiKeyRole(apikey) : 'anon';
     if (!role) return null;
     // The session cookie counts only from our own pages (or a non-browser client, which sends no
     // Origin): a page elsewhere on the same site must not ride the user's cookie into a socket.
@@ -95,6 +119,7 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
     const cookies = req.headers.cookie && cookieAllowed ? parseCookies(req.headers.cookie) : {};
     return {
       id: randomUUID(),
+      ip,
       vsn: url.searchParams.get('vsn') === '2.0.0' ? '2.0.0' : '1.0.0',
       apiKeyRole: role,
       cookieToken: cookies[cookieNames(config).access],
@@ -120,6 +145,7 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
     every(30, async () => {
       const cutoff = Date.now() - 60_000;
       for (const s of sockets) if (s.lastSeen < cutoff) s.terminate();
+      limits.sweep();
     }),
   ];
 
@@ -144,6 +170,13 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
       await reader.stop();
     },
   };
+}
+
+/** Answers a refused upgrade in the error shape of the HTTP API and closes the connection. */
+function refuse(socket: Duplex, status: string, code: ErrorCode, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  const retry = status.startsWith('429') ? 'Retry-After: 10\r\n' : '';
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`);
 }
 
 /**

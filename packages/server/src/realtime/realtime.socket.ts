@@ -1,17 +1,30 @@
 import type { WebSocket } from 'ws';
 import { userTopic } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
-import { parseFilter } from './realtime.filters.ts';
-import type { ChangeEvent, Hub, HubChannel, Identity, PgBinding } from './realtime.hub.ts';
-import { identityFromApiKey, identityFromToken, type Resolved } from './realtime.identity.ts';
+import { checkFilter } from './realtime.filters.ts';
+import { apiKeyIdentity, type Identity, type IdentityResolver, type UserIdentity } from '../sessions/identity.ts';
+import type { ChangeEvent, Hub, HubChannel, PgBinding } from './realtime.hub.ts';
 import { decodeBinary, decodeText, encodeFrame, type Frame, type OutgoingFrame, type PreparedFrame, type Vsn } from './realtime.protocol.ts';
-import { insertBroadcast, readReplay } from './realtime.repository.ts';
+import { createBucket, limitReasons, type Bucket, type RealtimeLimits } from './realtime.limits.ts';
+import { readReplay, type BroadcastInput } from './realtime.repository.ts';
 
 export type RealtimeDeps = Pick<Deps, 'config' | 'signing' | 'clock' | 'db' | 'log' | 'metrics'>;
+
+/** What the sockets of one instance share besides the hub. */
+export interface SocketsShared {
+  limits: RealtimeLimits;
+  identities: IdentityResolver;
+  /** Logs a client broadcast; calls arriving together share one statement (group commit). */
+  logBroadcast(b: BroadcastInput): Promise<void>;
+}
+
+type Resolved = { ok: true; identity: Identity } | { ok: false; reason: string; expired: boolean };
 
 /** What the upgrade request said about the caller, read once. */
 export interface Connection {
   id: string;
+  /** The client's address, by the HTTP side's `clientIp` (TRUST_PROXY applies). */
+  ip: string | null;
   vsn: Vsn;
   /** The apikey query parameter's role (anon when absent). */
   apiKeyRole: 'anon' | 'service_role';
@@ -43,9 +56,13 @@ interface JoinedChannel extends HubChannel {
  */
 export class RealtimeSocket {
   private readonly channels = new Map<string, JoinedChannel>();
-  /** Client broadcasts this socket may still send (see `takeBroadcastToken`); -1 until the first. */
-  private broadcastTokens = -1;
-  private broadcastRefilledAt = 0;
+  /**
+   * Client broadcasts go through a token bucket per socket and then the instance's budget: each is a
+   * row in the event log and a fan-out, so one client must not be able to flood them.
+   */
+  private readonly broadcasts: Bucket;
+  /** Closes a socket that joins nothing (an idle socket only holds a slot); cleared by the first join. */
+  private joinTimer: NodeJS.Timeout | undefined;
   lastSeen = Date.now();
   private closed = false;
 
@@ -54,7 +71,14 @@ export class RealtimeSocket {
     private readonly hub: Hub,
     private readonly ws: WebSocket,
     private readonly conn: Connection,
+    private readonly instance: SocketsShared,
   ) {
+    const now = () => deps.clock.now().getTime();
+    this.broadcasts = createBucket(deps.config.realtime.broadcastsPerSecond, now);
+    this.joinTimer = setTimeout(() => {
+      if (this.channels.size === 0) ws.close(1008, limitReasons.joinTimeout);
+    }, deps.config.realtime.joinTimeoutSeconds * 1000);
+    this.joinTimer.unref();
     ws.on('message', (data, isBinary) => {
       this.lastSeen = Date.now();
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
@@ -77,6 +101,7 @@ export class RealtimeSocket {
   dispose(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.joinTimer);
     for (const ch of this.channels.values()) this.drop(ch);
   }
 
@@ -134,20 +159,39 @@ export class RealtimeSocket {
   /** The identity of a join: its access_token, else the upgrade's session cookie, else the apikey. */
   private async resolve(token: unknown): Promise<Resolved> {
     if (typeof token === 'string' && token) {
-      const byToken = await identityFromToken(this.deps, token, 'token');
+      const byToken = await this.user(token, 'bearer');
       if (byToken) return byToken;
     }
     if (this.conn.cookieToken) {
-      const byCookie = await identityFromToken(this.deps, this.conn.cookieToken, 'cookie');
+      const byCookie = await this.user(this.conn.cookieToken, 'cookie');
       if (byCookie?.ok) return byCookie;
       if (byCookie?.expired) {
         return { ok: false, expired: true, reason: 'The session cookie has expired; refresh it (POST /api/auth/refresh) and reconnect' };
       }
     }
-    return { ok: true, identity: identityFromApiKey(this.conn.apiKeyRole) };
+    return { ok: true, identity: apiKeyIdentity(this.conn.apiKeyRole, this.deps.config.issuer) };
+  }
+
+  /**
+   * A user access token whose session row is still live. Null for one of our API keys (supabase-js
+   * sends the anon key as its access token when nobody is signed in): the caller falls back.
+   */
+  private async user(token: string, via: UserIdentity['via']): Promise<Resolved | null> {
+    const { identities } = this.instance;
+    const credential = await identities.classify(token, via);
+    if (!credential.ok) {
+      return credential.expired
+        ? { ok: false, expired: true, reason: 'Token has expired; refresh the session and send a new access_token' }
+        : { ok: false, expired: false, reason: 'Invalid access token' };
+    }
+    if (credential.identity.kind !== 'user') return null;
+    if (!(await identities.liveUser(credential.identity))) return { ok: false, expired: false, reason: 'Session has ended; sign in again' };
+    return credential;
   }
 
   private async join(frame: Frame): Promise<void> {
+    // Before anything costly (token signature, session lookup): a join flood stops here.
+    if (!this.instance.limits.takeJoin(this.conn.ip)) return this.reply(frame, 'error', { reason: limitReasons.joins });
     const joinRef = frame.joinRef ?? frame.ref ?? '';
     const old = this.channels.get(frame.topic);
     if (old) this.drop(old);
@@ -200,6 +244,7 @@ export class RealtimeSocket {
     const raced = this.channels.get(frame.topic);
     if (raced) this.drop(raced);
     this.channels.set(frame.topic, ch);
+    clearTimeout(this.joinTimer);
     this.hub.add(ch);
     this.armExpiry(ch);
 
@@ -246,10 +291,10 @@ export class RealtimeSocket {
       }
       rls = info.rls;
       if (typeof r.filter === 'string' && r.filter !== '') {
-        filter = parseFilter(r.filter);
-        if (!filter) return `Invalid filter ${r.filter}: use column=op.value with op eq, neq, lt, lte, gt, gte or in`;
-        const column = filter.column;
-        if (!info.columns.some((c) => c.name === column)) return `Invalid filter ${r.filter}: ${schema}.${table} has no column ${column}`;
+        const selectable = identity.claims.role === 'service_role' ? null : await this.hub.selectable(identity.claims.role, info);
+        const checked = checkFilter(r.filter, info.columns, selectable);
+        if (!checked.ok) return checked.reason;
+        filter = checked.filter;
       }
     } else if (typeof r.filter === 'string' && r.filter !== '') {
       return 'A filter needs a table';
@@ -289,26 +334,14 @@ export class RealtimeSocket {
     this.reply(frame, 'ok', {});
   }
 
-  /**
-   * Client broadcasts go through a token bucket per socket: each is a row in the event log and a
-   * fan-out, so one client must not be able to flood them. Refills at the configured rate and holds
-   * two seconds' worth.
-   */
-  private takeBroadcastToken(): boolean {
-    const rate = this.deps.config.realtime.broadcastsPerSecond;
-    const now = this.deps.clock.now().getTime();
-    if (this.broadcastTokens < 0) this.broadcastTokens = 2 * rate;
-    else this.broadcastTokens = Math.min(2 * rate, this.broadcastTokens + ((now - this.broadcastRefilledAt) / 1000) * rate);
-    this.broadcastRefilledAt = now;
-    if (this.broadcastTokens < 1) return false;
-    this.broadcastTokens -= 1;
-    return true;
-  }
-
   private async clientBroadcast(ch: JoinedChannel, frame: Frame): Promise<void> {
-    if (!this.takeBroadcastToken()) {
+    if (!this.broadcasts.take()) {
       this.deps.metrics.limited('realtime_broadcast');
-      return this.reply(frame, 'error', { reason: 'Too many messages per second' });
+      return this.reply(frame, 'error', { reason: limitReasons.socketMessages });
+    }
+    if (!this.instance.limits.takeBroadcast(this.hub.topicSize(ch.subTopic))) {
+      this.deps.metrics.limited('realtime_broadcast');
+      return this.reply(frame, 'error', { reason: limitReasons.serverMessages });
     }
     const p = frame.payload;
     const event = typeof p.event === 'string' ? p.event : null;
@@ -317,7 +350,7 @@ export class RealtimeSocket {
       return this.reply(frame, 'error', { reason: 'Unauthorized' });
     }
     // Through the log like every broadcast: every instance delivers it, and it can be replayed.
-    await insertBroadcast(this.deps.db, { topic: ch.subTopic, event, payload: p.payload ?? null, private: ch.isPrivate, origin: ch.key });
+    await this.instance.logBroadcast({ topic: ch.subTopic, event, payload: p.payload ?? null, private: ch.isPrivate, origin: ch.key });
     // The ack realtime-js waits for when `broadcast.ack` is set (harmless otherwise).
     this.reply(frame, 'ok', {});
   }

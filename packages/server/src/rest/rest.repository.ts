@@ -1,5 +1,5 @@
 import type { Queryable } from '@hallpass/db';
-import type { Identity } from './identity.ts';
+import type { Identity } from '../sessions/identity.ts';
 import { isPgError, RestError, restErrors } from './rest-errors.ts';
 import type { Statement } from './sql-builder.ts';
 
@@ -28,14 +28,14 @@ export interface RunOptions {
  * session is no longer live; nothing ran then.
  */
 export async function runAs(q: Queryable, who: Identity, now: Date, o: RunOptions): Promise<RunResult> {
-  const session = who.role === 'authenticated' ? who.liveSession : null;
+  const session = who.kind === 'user' ? who.liveSession : null;
   let row: (RunResult & { live: boolean }) | undefined;
   try {
     const { rows } = await q.query<RunResult & { live: boolean }>(
       'select live, n, body, total, inserted from hallpass.rest_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)',
       [
         who.role,
-        JSON.stringify(who.claims),
+        who.claimsJson,
         session?.id ?? null,
         session?.profileId ?? null,
         now,

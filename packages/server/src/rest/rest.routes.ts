@@ -4,13 +4,14 @@ import type { AppEnv } from '../http/context.ts';
 import { isDatabaseUnavailable } from '@hallpass/db';
 import { AppError } from '../shared/errors.ts';
 import { createCatalog, type TableInfo } from './catalog.ts';
-import { createTokenCache, resolveIdentity, type Identity } from './identity.ts';
 import { parsePrefer, parseQuery, type Preferences } from './query-parser.ts';
 import { fromAppError, fromPgError, isPgError, RestError, restErrors } from './rest-errors.ts';
 import { runAs, type RunOptions, type RunResult } from './rest.repository.ts';
 import { buildRead, conditionsOf, resolveTree, rootAlias, tableRef, type Node, type Params, type Statement } from './sql-builder.ts';
 import { buildCall, chooseFunction, resultTable } from './sql-rpc.ts';
 import { bodyColumns, buildDelete, buildInsert, buildUpdate, checkPut, checkWritable, conflictColumns, type WriteOptions } from './sql-writes.ts';
+import { clearSessionCookies, setSessionCookies } from '../http/cookies.ts';
+import { createIdentityResolver, type Identity, type IdentityResolver } from '../sessions/identity.ts';
 
 interface Negotiated {
   format: 'json' | 'object' | 'csv';
@@ -114,6 +115,28 @@ function appliedPreferences(p: Preferences, write: boolean): string {
     .join(', ');
 }
 
+/** The caller of a data API request, or the PostgREST-shaped 401 for why there is none. */
+async function requestIdentity(c: Context, deps: Pick<Deps, 'config'>, identities: IdentityResolver): Promise<Identity> {
+  const resolved = await identities.request(c);
+  if (resolved.ok) {
+    const who = resolved.identity;
+    if (who.kind === 'user' && who.renewed) setSessionCookies(c, deps.config, who.renewed);
+    return who;
+  }
+  switch (resolved.refusal) {
+    case 'invalid_api_key':
+      throw restErrors.jwt('Invalid API key');
+    case 'invalid_token':
+      throw restErrors.jwt('JWT is invalid or expired');
+    case 'invalid_session':
+      // Dead cookies are cleared so the browser stops sending them.
+      clearSessionCookies(c, deps.config);
+      throw restErrors.jwt('The session is not valid; sign in again');
+    case 'no_credentials':
+      throw restErrors.noCredentials();
+  }
+}
+
 /**
  * `/rest/v1/<table>` and `/rest/v1/rpc/<fn>`: the PostgREST dialect supabase-js speaks, over the
  * tables and functions of the exposed schemas. Every statement runs in a transaction switched to the
@@ -123,7 +146,7 @@ function appliedPreferences(p: Preferences, write: boolean): string {
 export function restRoutes(deps: Deps) {
   const app = new Hono<AppEnv>();
   const catalog = createCatalog(deps.db);
-  const tokens = createTokenCache(deps);
+  const identities = createIdentityResolver(deps);
   const maxRows = deps.config.restMaxRows;
   // `NOTIFY pgrst, 'reload schema'` (and Hallpass's migrations, which send it) empty the schema cache.
   deps.db
@@ -227,7 +250,7 @@ export function restRoutes(deps: Deps) {
     const schema = schemaOf(c, deps, read);
     const prefer = parsePrefer(c.req.header('prefer'));
     if (prefer.strict && prefer.invalid.length) throw restErrors.preferences(prefer.invalid);
-    const who = await resolveIdentity(c, deps, tokens);
+    const who = await requestIdentity(c, deps, identities);
     const q = parseQuery(new URL(c.req.url).searchParams);
     const range = read ? parseRange(c) : undefined;
     const body = read || method === 'DELETE' ? null : await readRows(c);
@@ -282,7 +305,7 @@ export function restRoutes(deps: Deps) {
     const schema = schemaOf(c, deps, read);
     const prefer = parsePrefer(c.req.header('prefer'));
     if (prefer.strict && prefer.invalid.length) throw restErrors.preferences(prefer.invalid);
-    const who = await resolveIdentity(c, deps, tokens);
+    const who = await requestIdentity(c, deps, identities);
     const fns = await catalog.functions(schema, name);
     const params = new URL(c.req.url).searchParams;
     const argNames = new Set(fns.flatMap((f) => f.args.map((a) => a.name)).filter(Boolean));

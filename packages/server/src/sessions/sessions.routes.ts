@@ -5,13 +5,14 @@ import type { AppEnv } from '../http/context.ts';
 import { clearSessionCookies, readSessionCookies, setSessionCookies } from '../http/cookies.ts';
 import { findProfileById, toUser } from '../profiles/profiles.repository.ts';
 import { AppError } from '../shared/errors.ts';
+import { bearerToken } from './identity.ts';
 import { listLiveSessions } from './sessions.repository.ts';
 import { authenticate, checkTokens, refreshSession, revokeSession, toSessionInfo, type IssuedSession } from './sessions.service.ts';
 
 type Tokens = { accessToken: string | undefined; refreshToken: string | undefined };
 
 function requestTokens(c: Context, deps: Deps): { tokens: Tokens; bearer: boolean } {
-  const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+  const bearer = bearerToken(c.req.header('authorization'));
   if (bearer) return { tokens: { accessToken: bearer, refreshToken: undefined }, bearer: true };
   return { tokens: readSessionCookies(c, deps.config), bearer: false };
 }
@@ -90,7 +91,7 @@ export function sessionRoutes(deps: Deps) {
   // copies of the cookies are refused on every instance at once.
   app.post('/api/auth/logout', async (c) => {
     const tokens = readSessionCookies(c, deps.config);
-    const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+    const bearer = bearerToken(c.req.header('authorization'));
     try {
       const a = await authenticate(deps, bearer ? { accessToken: bearer, refreshToken: undefined } : tokens);
       await revokeSession(deps, a.session.id, 'logout');
