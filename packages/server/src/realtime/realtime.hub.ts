@@ -4,7 +4,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
 import type { Identity } from '../sessions/identity.ts';
 import type { OutgoingFrame } from './realtime.protocol.ts';
-import { checkVisible, describeTable, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
+import { checkVisible, describeTable, legacyClaimsInUse, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
 
 export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
 
@@ -47,6 +47,9 @@ interface TableSubs {
 }
 
 const cacheMs = 30_000;
+// How long the answer "does anything read the legacy claim settings?" is reused. A policy that starts
+// reading them fails closed (not visible) until then.
+const legacyClaimsMs = 5_000;
 
 export interface HubOptions {
   /**
@@ -87,6 +90,7 @@ export class Hub {
   private readonly tableInfo = new Map<string, { info: TableInfo | null; at: number }>();
   private readonly columns = new Map<string, { cols: Set<string>; at: number }>();
   private bindingIds = Math.floor(Math.random() * 1_000_000);
+  private legacyClaims: { used: Promise<boolean>; at: number } | undefined;
   /** Counters for operators and the bench. */
   readonly stats = { delivered: 0, checks: 0, dropped: 0 };
 
@@ -119,6 +123,15 @@ export class Hub {
     const info = await describeTable(this.db, schema, table);
     this.tableInfo.set(key, { info, at: Date.now() });
     return info;
+  }
+
+  /** Whether the RLS checks must set the legacy per-claim settings; asked at most every few seconds. */
+  private legacyClaimsUsed(): Promise<boolean> {
+    if (!this.legacyClaims || Date.now() - this.legacyClaims.at >= legacyClaimsMs) {
+      // On a failed look-up, set them (always correct, only slower).
+      this.legacyClaims = { used: legacyClaimsInUse(this.db).catch(() => true), at: Date.now() };
+    }
+    return this.legacyClaims.used;
   }
 
   add(channel: HubChannel): void {
@@ -261,7 +274,7 @@ export class Hub {
         const { works, checks } = calls[next++]!;
         let visible: boolean[];
         try {
-          visible = await checkVisible(this.db, checks);
+          visible = await checkVisible(this.db, checks, await this.legacyClaimsUsed());
         } catch (err) {
           // Nothing is sent unchecked: a failed call drops its events (logged).
           this.log.error({ err }, 'realtime: RLS check failed; dropping the events it was for');

@@ -123,7 +123,7 @@ export interface VisibilityCheck {
  * looked up by primary key as the subscriber; deleted rows are judged by the table's SELECT policies
  * on their old image (migration 0016). A batch without deletes runs exactly the one function.
  */
-export async function checkVisible(q: Queryable, checks: readonly VisibilityCheck[]): Promise<boolean[]> {
+export async function checkVisible(q: Queryable, checks: readonly VisibilityCheck[], legacyClaims = true): Promise<boolean[]> {
   if (checks.length === 0) return [];
   const live = checks.filter((c) => !c.deleted);
   const gone = checks.filter((c) => c.deleted);
@@ -133,7 +133,9 @@ export async function checkVisible(q: Queryable, checks: readonly VisibilityChec
     list.map((c) => c.role),
     list.map((c) => c.claims),
   ];
-  const liveSql = 'hallpass.realtime_visible($1::regclass[], $2::jsonb[], $3::text[], $4::text[])';
+  // `legacyClaims` false: nothing reads request.jwt.claim.* (legacyClaimsInUse), so the switch per
+  // subscriber skips them (migration 0021).
+  const liveSql = `hallpass.realtime_visible($1::regclass[], $2::jsonb[], $3::text[], $4::text[], ${legacyClaims ? 'true' : 'false'})`;
   const goneSql = (n: number) => `hallpass.realtime_visible_old($${n}::regclass[], $${n + 1}::jsonb[], $${n + 2}::text[], $${n + 3}::text[])`;
   const sql = !gone.length
     ? `select ${liveSql} as v, null::boolean[] as d`
@@ -147,6 +149,12 @@ export async function checkVisible(q: Queryable, checks: readonly VisibilityChec
   let i = 0;
   let j = 0;
   return checks.map((c) => (c.deleted ? d[j++] : v[i++]) ?? false);
+}
+
+/** Does any policy or function outside Hallpass read the legacy claim settings (migration 0021)? */
+export async function legacyClaimsInUse(q: Queryable): Promise<boolean> {
+  const { rows } = await q.query<{ used: boolean }>('select hallpass.legacy_claims_in_use() as used');
+  return rows[0]!.used;
 }
 
 export interface TableInfo {
