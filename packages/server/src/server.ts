@@ -21,7 +21,7 @@ import { grpcPathPrefix, scalekitGrpcHandler } from './scalekit/scalekit.grpc.ts
 /** Every feature's SQL, in the order the numbers give. */
 export const migrationDirs = [
   coreMigrationsDir,
-  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime', 'rest', 'scalekit'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
+  ...['profiles', 'sessions', 'passwordless', 'mail', 'realtime', 'rest', 'scalekit', 'backup'].map((f) => new URL(`./${f}/migrations`, import.meta.url).pathname),
 ];
 
 /**

@@ -10,7 +10,9 @@ export const serveCommand: CliCommand = (program, ctx) =>
       const server = await startServer(config);
       const log = server.deps.log;
       log.info({ config: redactConfig(config) }, 'configuration');
-      const backups = config.backup.schedule ? startBackupScheduler(server.deps) : undefined;
+      const backups = config.backup.schedule
+        ? startBackupScheduler(server.deps, { onRun: (outcome) => server.deps.metrics.backupRun(outcome) })
+        : undefined;
       const where = config.databaseUrl ? 'PostgreSQL server' : `embedded PGlite in ${config.dataDir}/data`;
       ctx.out(`Hallpass is listening on ${config.baseUrl} (bound to ${server.url}), database: ${where}`);
       if (config.mail.devMailbox) ctx.out(`No SMTP_URL set: sign-in mail goes to the dev mailbox at ${config.baseUrl}/dev/mailbox`);

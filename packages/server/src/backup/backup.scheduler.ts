@@ -31,24 +31,10 @@ export interface BackupScheduler {
 const backupLockKey = 7_316_480_113;
 
 /**
- * Which scheduled times were taken, so three instances firing at one time make one backup: the
- * first to insert the slot takes it. Created by the scheduler (not a numbered migration): it is
- * bookkeeping of this job, and needs to exist only where backups are scheduled.
+ * Which scheduled times were taken (hallpass.backup_runs, migration 0022), so three instances firing
+ * at one time make one backup: the first to insert the slot takes it.
  */
-async function ensureRunsTable(q: Queryable): Promise<void> {
-  await q.query(`create table if not exists hallpass.backup_runs (
-    slot timestamptz primary key,
-    instance text not null,
-    started_at timestamptz not null default now(),
-    finished_at timestamptz,
-    status text,
-    file text,
-    error text
-  )`);
-}
-
 async function claimSlot(q: Queryable, slot: Date, instance: string): Promise<boolean> {
-  await ensureRunsTable(q);
   const { rows } = await q.query('insert into hallpass.backup_runs (slot, instance) values ($1, $2) on conflict (slot) do nothing returning slot', [
     slot,
     instance,

@@ -39,6 +39,8 @@ export interface Metrics {
   restRequest(method: string, status: number, seconds: number): void;
   httpResponse(status: number): void;
   databaseUnavailable(): void;
+  /** A scheduled backup run ended (startBackupScheduler's onRun). */
+  backupRun(outcome: { status: 'ok' | 'failed' | 'skipped'; stage?: string }): void;
   /** Adds figures read at scrape time (the realtime server registers its own once started). */
   addSources(sources: ScrapeSources): void;
   /** The Prometheus text exposition of the process's figures and this instance's. */
@@ -94,6 +96,16 @@ export function createMetrics(): Metrics {
   const restSeconds = histogram('hallpass_rest_request_duration_seconds', 'Data API (/rest/v1) request duration by method.', ['method']);
   const httpResponses = counter('hallpass_http_responses_total', 'HTTP responses by status code.', ['status']);
   const dbUnavailable = counter('hallpass_database_unavailable_total', 'Requests answered 503 database_unavailable.');
+  const backupRuns = counter(
+    'hallpass_backup_runs_total',
+    'Scheduled backup runs on this instance by outcome (ok, skipped, or failed_<stage>: backup, verify, audit-export).',
+    ['outcome'],
+  );
+  const backupLastOk = new Gauge({
+    name: 'hallpass_backup_last_success_timestamp_seconds',
+    help: 'When this instance last finished a scheduled backup that verified (Unix seconds; 0 before the first).',
+    registers: [registry],
+  });
 
   const gauge = (name: string, help: string, read: (g: Gauge) => Promise<void> | void) =>
     new Gauge({
@@ -177,6 +189,10 @@ export function createMetrics(): Metrics {
     },
     httpResponse: (status) => httpResponses.inc({ status: String(status) }),
     databaseUnavailable: () => dbUnavailable.inc(),
+    backupRun(outcome) {
+      backupRuns.inc({ outcome: outcome.status === 'failed' ? `failed_${outcome.stage ?? 'backup'}` : outcome.status });
+      if (outcome.status === 'ok') backupLastOk.set(Date.now() / 1000);
+    },
     addSources: (more) => void Object.assign(sources, more),
     scrape: async () => `${await perProcess.metrics()}\n${await registry.metrics()}`,
     contentType: registry.contentType,
