@@ -152,8 +152,10 @@ export async function startServer(
     const started = Date.now();
     state.ready = false;
     const drained = listener.stopAccepting();
-    // Connections that finish their last request while we wait are closed as soon as they idle
-    // (HTTP/2 sessions get GOAWAY and end after their streams).
+    // Idle connections close now (a client must not reuse one for a new request), and connections
+    // that finish their last request while we wait close as soon as they idle (HTTP/2 sessions get
+    // GOAWAY and end after their streams).
+    listener.closeIdleConnections();
     const sweep = setInterval(() => listener.closeIdleConnections(), 50);
     await realtime.close();
     let timer: NodeJS.Timeout | undefined;
