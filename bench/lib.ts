@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SMTPServer } from 'smtp-server';
 import { createScratchDatabase } from '@hallpass/db/testing';
@@ -15,14 +15,9 @@ export function scratchDatabase(admin = adminUrl): Promise<{ url: string; drop()
   return createScratchDatabase(admin, 'hallpass_bench');
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  s.close();
-  return port;
-}
+// One free-port helper for tests and benches.
+import { freePort } from '../packages/server/test/server-process.ts';
+export { freePort };
 
 /** What bench/probe.mjs reports from inside the server. */
 export interface Summary {

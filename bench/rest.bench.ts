@@ -7,7 +7,6 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +16,7 @@ import { loadConfig } from '../packages/server/src/config/config.ts';
 import { createDeps, runMigrations } from '../packages/server/src/server.ts';
 import { signApiKey } from '../packages/server/src/sessions/api-keys.ts';
 import { seedUsers, type SeededUser } from '../packages/server/test/seed.ts';
+import { freePort } from '../packages/server/test/server-process.ts';
 
 // BENCH_DATABASE_URL: the server to create the fresh database on; BENCH_CONCURRENCY: other than 64;
 // BENCH_PROFILE=1: write a CPU profile of the server process to /tmp/prof-rest.
@@ -53,16 +53,6 @@ function cpuMs(pid: number): number {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** Runs `op` from `concurrency` workers until the request or time bound; latencies in ms. */
 async function load(name: string, op: (worker: number) => Promise<void>, seconds: number, limit: number, serverPid: number): Promise<Result> {

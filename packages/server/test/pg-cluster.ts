@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './server-process.ts';
 
 const run = promisify(execFile);
 const binDir = process.env.PG_BIN_DIR ?? '/usr/lib/postgresql/15/bin';
@@ -23,13 +22,6 @@ export interface PgCluster {
   destroy(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  s.close();
-  return port;
-}
 
 /**
  * A PostgreSQL cluster of our own (initdb into a temp dir, a free port on 127.0.0.1, trust auth),
