@@ -82,7 +82,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
   const print = overrides.print ?? ((line: string) => console.log(line));
   const mailer =
     overrides.mailer ??
-    (config.mail.smtpUrl ? createSmtpTransport(config.mail.smtpUrl) : createDevMailboxTransport(db, print));
+    (config.mail.smtpUrl ? createSmtpTransport(config.mail.smtpUrl, config.mail.from) : createDevMailboxTransport(db, print));
   const clock = overrides.clock ?? systemClock;
   const metrics = overrides.metrics ?? createMetrics();
   metrics.addSources({ outbox: () => outboxBacklog(db), ...(db.poolStats ? { pool: () => db.poolStats!() } : {}) });

@@ -111,7 +111,7 @@ export async function startOutboxWorker(
     const started = performance.now();
     try {
       const messageId = `<${mail.auth_request_id}.${mail.id}@${messageHost}>`;
-      await deps.mailer.send({ to: mail.to_email, from: deps.config.mail.from, ...rendered, messageId, code: payload.code, link: payload.link });
+      await deps.mailer.send({ to: mail.to_email, ...rendered, messageId, date: now, code: payload.code, link: payload.link });
       deps.metrics.mailDelivery('sent', (performance.now() - started) / 1000);
       return 'sent';
     } catch (err) {

@@ -1,10 +1,9 @@
-import nodemailer from 'nodemailer';
-import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Db } from '@hallpass/db';
+import { composeMessage, parseSender } from './mime.ts';
+import { createSmtpPool } from './smtp-pool.ts';
 
 export interface OutgoingMail {
   to: string;
-  from: string;
   subject: string;
   text: string;
   html: string;
@@ -12,7 +11,9 @@ export interface OutgoingMail {
    * The same for every attempt at one outbox row, so a repeat delivery (a process killed after the
    * relay accepted the mail, before it was recorded as sent) is recognisable as a duplicate.
    */
-  messageId?: string;
+  messageId: string;
+  /** The Date header: when the outbox handed it over (its clock). */
+  date: Date;
   /** For the dev mailbox only; never logged. */
   code: string | null;
   link: string | null;
@@ -25,34 +26,23 @@ export interface MailTransport {
   close(): Promise<void>;
 }
 
-/** Real SMTP through nodemailer (pooled connections). */
-export function createSmtpTransport(smtpUrl: string): MailTransport {
-  const transporter = nodemailer.createTransport(smtpUrl.includes('pool=') ? smtpUrl : withPool(smtpUrl));
+/**
+ * Real SMTP: the message composed once (mime.ts), sent over a small pool of nodemailer
+ * SMTPConnections (smtp-pool.ts). `SMTP_URL` takes nodemailer's URL form: smtp:// or smtps://,
+ * user:password@, and query options such as `tls.rejectUnauthorized`, `requireTLS`,
+ * `maxConnections` and `maxMessages`.
+ */
+export function createSmtpTransport(smtpUrl: string, from: string): MailTransport {
+  const pool = createSmtpPool(smtpUrl);
+  const sender = parseSender(from);
   return {
     kind: 'smtp',
     async send(mail) {
-      // Composed to one buffer first: streamed straight into the connection, the MIME tree reaches
-      // the socket in a dozen small writes, each a system call.
-      const node = new MailComposer({
-        to: mail.to,
-        from: mail.from,
-        subject: mail.subject,
-        text: mail.text,
-        html: mail.html,
-        ...(mail.messageId ? { messageId: mail.messageId } : {}),
-      }).compile();
-      await transporter.sendMail({ envelope: node.getEnvelope(), raw: await node.build() });
+      const message = composeMessage({ ...mail, from: sender });
+      await pool.send({ from: sender.address, to: [mail.to] }, message);
     },
-    async close() {
-      transporter.close();
-    },
+    close: () => pool.close(),
   };
-}
-
-function withPool(url: string): string {
-  const u = new URL(url);
-  u.searchParams.set('pool', 'true');
-  return u.toString();
 }
 
 /**
