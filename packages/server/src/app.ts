@@ -2,15 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bodyLimit } from 'hono/body-limit';
-import { cors } from 'hono/cors';
-import { NONCE, secureHeaders } from 'hono/secure-headers';
 import { isDatabaseUnavailable } from '@hallpass/db';
 import { errorCodes } from '@hallpass/protocol';
 import type { Deps } from './deps.ts';
 import type { AppEnv } from './http/context.ts';
 import { homeRoutes } from './http/home.ts';
 import { publicConfigRoutes } from './http/public-config.routes.ts';
-import { noStore, originCheck } from './http/security.ts';
+import { corsHeaders, noStore, originCheck, securityHeaders } from './http/security.ts';
 import { hasBuiltApp, staticAppRoutes } from './http/static-app.ts';
 import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
 import { metricsRoutes } from './metrics/metrics.routes.ts';
@@ -45,42 +43,16 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
     deps.metrics.httpResponse(c.res.status);
   });
 
+  app.use(securityHeaders({ hsts: deps.config.secureCookies }));
   app.use(
-    secureHeaders({
-      contentSecurityPolicy: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'", NONCE],
-        styleSrc: ["'self'", NONCE],
-        imgSrc: ["'self'", 'data:'],
-        connectSrc: ["'self'"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-        objectSrc: ["'none'"],
-      },
-      referrerPolicy: 'no-referrer',
-      xFrameOptions: 'DENY',
-      strictTransportSecurity: deps.config.secureCookies ? 'max-age=31536000; includeSubDomains' : false,
+    corsHeaders({
+      allowedOrigins: deps.config.allowedOrigins,
+      allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
+      allowHeaders: ['content-type', 'authorization', 'apikey', 'x-client-info', 'prefer', 'accept-profile', 'content-profile', 'range', 'x-retry-count'],
+      exposeHeaders: ['retry-after', 'x-request-id', 'content-range', 'preference-applied'],
+      maxAge: 600,
     }),
   );
-
-  const corsHeaders = cors({
-    origin: (origin) => (deps.config.allowedOrigins.includes(origin) ? origin : null),
-    credentials: true,
-    allowMethods: ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
-    allowHeaders: ['content-type', 'authorization', 'apikey', 'x-client-info', 'prefer', 'accept-profile', 'content-profile', 'range', 'x-retry-count'],
-    exposeHeaders: ['retry-after', 'x-request-id', 'content-range', 'preference-applied'],
-    maxAge: 600,
-  });
-  // CORS headers only mean something to a request with an Origin. Skipping the middleware otherwise
-  // matters for speed: it touches the response before the handler runs, which makes Hono and
-  // node-server materialise a full Response twice per request.
-  app.use(async (c, next) => {
-    if (c.req.header('origin') !== undefined) return corsHeaders(c, next);
-    await next();
-    c.res.headers.append('vary', 'Origin');
-  });
-
   app.use(noStore());
   app.use(originCheck(deps.config));
   const maxBody = 16 * 1024;

@@ -48,6 +48,21 @@ describe('cross-site protection', () => {
     expect(res.headers.get('x-frame-options')).toBe('DENY');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    // The page's inline script and style run under a nonce made for this answer alone.
+    const nonce = /script-src 'self' 'nonce-([\w+/=]+)'/.exec(res.headers.get('content-security-policy') ?? '')?.[1];
+    expect(nonce).toBeDefined();
+    expect(res.text).toContain(`<script nonce="${nonce}">`);
+    const again = await server.browser().get('/');
+    expect(again.headers.get('content-security-policy')).not.toContain(nonce);
+  });
+
+  it('sends the same headers, without a nonce, on API answers and errors', async () => {
+    for (const res of [await server.browser().get('/healthz'), await server.browser().get('/api/profile')]) {
+      expect(res.headers.get('content-security-policy')).toMatch(/^default-src 'self'; script-src 'self'; .*frame-ancestors 'none'/);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('vary')).toContain('Origin');
+    }
   });
 });
 

@@ -13,6 +13,7 @@ export interface AppEnv {
     auth: Authenticated;
     /** Set by `requireAccessToken`: verified claims whose session the handler checks in its own transaction. */
     token: { claims: AccessClaims };
+    /** This page's CSP nonce, made by `cspNonce` (http/security.ts) when a page asks for one. */
     secureHeadersNonce?: string;
   };
 }

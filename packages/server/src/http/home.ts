@@ -3,6 +3,7 @@ import { html } from 'hono/html';
 import type { Deps } from '../deps.ts';
 import type { AppEnv } from './context.ts';
 import { page } from './page.ts';
+import { cspNonce } from './security.ts';
 
 // A small built-in sign-in page so `npm start` is usable before any app is built on top. It talks
 // to the same JSON API an app would.
@@ -53,7 +54,7 @@ export function homeRoutes(deps: Pick<Deps, 'config'>) {
     c.html(
       page({
         title: 'Sign in',
-        nonce: c.get('secureHeadersNonce'),
+        nonce: cspNonce(c),
         script,
         body: html`<main>
   <section id="email-step">

@@ -4,6 +4,7 @@ import type { Deps } from '../deps.ts';
 import { isLoopbackAddress } from '../http/client-ip.ts';
 import { peerAddress, type AppEnv } from '../http/context.ts';
 import { page } from '../http/page.ts';
+import { cspNonce } from '../http/security.ts';
 import { normalizeEmail } from '../shared/email.ts';
 import { AppError } from '../shared/errors.ts';
 
@@ -62,7 +63,7 @@ export function devMailboxRoutes(deps: Pick<Deps, 'db'>) {
     return c.html(
       page({
         title: 'Dev mailbox',
-        nonce: c.get('secureHeadersNonce'),
+        nonce: cspNonce(c),
         body: html`<main class="wide">
   <h1>Dev mailbox</h1>
   <p class="muted">Mail the server would have sent. Shown only in development with no SMTP configured. <a href="/dev/mailbox">Refresh</a></p>

@@ -7,6 +7,7 @@ import { clientIp, type AppContext, type AppEnv } from '../http/context.ts';
 import { readBindingCookie, setBindingCookie, setSessionCookies } from '../http/cookies.ts';
 import { emailField, readJson } from '../http/json.ts';
 import { page } from '../http/page.ts';
+import { cspNonce } from '../http/security.ts';
 import { resolveAllowedRedirect } from '../http/redirects.ts';
 import { toUser } from '../profiles/profiles.repository.ts';
 import { AppError } from '../shared/errors.ts';
@@ -85,7 +86,7 @@ export function passwordlessRoutes(deps: Deps) {
     if (!token.success) return linkErrorPage(c, 'link_invalid');
     const preview = await previewLink(deps, token.data, requestContext(c, deps));
     if (!preview.ok) return linkErrorPage(c, preview.code);
-    const nonce = c.get('secureHeadersNonce');
+    const nonce = cspNonce(c);
     return c.html(
       page({
         title: 'Continue signing in',
@@ -146,7 +147,7 @@ function linkErrorPage(c: AppContext, code: ErrorCode) {
   return c.html(
     page({
       title: m.title,
-      nonce: c.get('secureHeadersNonce'),
+      nonce: cspNonce(c),
       body: html`<main data-error-code="${code}">
   <h1>${m.title}</h1>
   <p>${m.text}</p>
