@@ -1,4 +1,5 @@
-import { jwtVerify, SignJWT } from 'jose';
+import { SignJWT } from 'jose';
+import { checkClaims } from './signing-keys.ts';
 import type { Deps } from '../deps.ts';
 
 /** The two API keys, as Supabase has them: `anon` (public, for browsers) and `service_role` (secret). */
@@ -32,16 +33,8 @@ export async function signApiKey(
 
 /** The role of a valid API key, or null for anything else (user tokens included: they have `aud`). */
 export async function verifyApiKey(deps: Pick<Deps, 'config' | 'signing' | 'clock'>, token: string): Promise<ApiKeyRole | null> {
-  try {
-    const { payload } = await jwtVerify(token, deps.signing.publicKey, {
-      algorithms: [deps.signing.alg],
-      issuer: deps.config.issuer,
-      currentDate: deps.clock.now(),
-      requiredClaims: ['exp', 'role'],
-    });
-    if (payload.aud !== undefined || payload.sub !== undefined) return null;
-    return payload.role === 'anon' || payload.role === 'service_role' ? payload.role : null;
-  } catch {
-    return null;
-  }
+  const payload = deps.signing.verifyJwt(token);
+  if (!payload || checkClaims(payload, { now: deps.clock.now(), issuer: deps.config.issuer, required: ['exp', 'role'] }) !== 'ok') return null;
+  if (payload.aud !== undefined || payload.sub !== undefined) return null;
+  return payload.role === 'anon' || payload.role === 'service_role' ? payload.role : null;
 }

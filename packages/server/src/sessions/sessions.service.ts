@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Tx } from '@hallpass/db';
 import type { SessionInfo } from '@hallpass/protocol';
-import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { Deps } from '../deps.ts';
 import { digest, generateToken } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
+import { checkClaims } from './signing-keys.ts';
 import { findProfileById, type ProfileRow } from '../profiles/profiles.repository.ts';
 import {
   extendSession,
@@ -121,23 +122,22 @@ export async function signAccessToken(
 export type TokenCheck = { ok: true; claims: AccessClaims } | { ok: false; expired: boolean };
 
 /**
- * Checks signature (our key, ES256 only: `alg: none` and HS256-with-the-public-key are refused by
- * the algorithm list), audience, issuer and expiry. Does not look at revocation; see `authenticate`.
+ * Checks signature (our key, ES256 only: `alg: none` and HS256-with-the-public-key are refused
+ * before any crypto; see `jwtVerifier`), audience, issuer and expiry. Does not look at revocation;
+ * see `authenticate`.
  */
 export async function verifyAccessToken(deps: Pick<Deps, 'config' | 'signing' | 'clock'>, token: string): Promise<TokenCheck> {
-  try {
-    const { payload } = await jwtVerify<AccessClaims>(token, deps.signing.publicKey, {
-      algorithms: [deps.signing.alg],
-      audience: 'authenticated',
-      issuer: deps.config.issuer,
-      currentDate: deps.clock.now(),
-      requiredClaims: ['sub', 'exp', 'iat', 'session_id', 'email'],
-    });
-    if (payload.role !== 'authenticated') return { ok: false, expired: false };
-    return { ok: true, claims: payload };
-  } catch (err) {
-    return { ok: false, expired: err instanceof joseErrors.JWTExpired };
-  }
+  const payload = deps.signing.verifyJwt(token);
+  if (!payload) return { ok: false, expired: false };
+  const check = checkClaims(payload, {
+    now: deps.clock.now(),
+    issuer: deps.config.issuer,
+    audience: 'authenticated',
+    required: ['sub', 'exp', 'iat', 'session_id', 'email'],
+  });
+  if (check !== 'ok') return { ok: false, expired: check === 'expired' };
+  if (payload.role !== 'authenticated') return { ok: false, expired: false };
+  return { ok: true, claims: payload as unknown as AccessClaims };
 }
 
 export interface Authenticated {
