@@ -21,7 +21,12 @@ export interface MimeMessage {
   subject: string;
   text: string;
   html: string;
+  /**
+   * The same for every attempt at one outbox row, so a repeat delivery (a process killed after the
+   * relay accepted the mail, before it was recorded as sent) is recognisable as a duplicate.
+   */
   messageId: string;
+  /** The Date header: when the outbox handed it over (its clock). */
   date: Date;
 }
 

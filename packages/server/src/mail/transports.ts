@@ -1,19 +1,9 @@
 import type { Db } from '@hallpass/db';
-import { composeMessage, parseSender } from './mime.ts';
+import { composeMessage, parseSender, type MimeMessage } from './mime.ts';
 import { createSmtpPool } from './smtp-pool.ts';
 
-export interface OutgoingMail {
-  to: string;
-  subject: string;
-  text: string;
-  html: string;
-  /**
-   * The same for every attempt at one outbox row, so a repeat delivery (a process killed after the
-   * relay accepted the mail, before it was recorded as sent) is recognisable as a duplicate.
-   */
-  messageId: string;
-  /** The Date header: when the outbox handed it over (its clock). */
-  date: Date;
+/** One sign-in email as the outbox hands it to a transport (the sender is the transport's). */
+export interface OutgoingMail extends Omit<MimeMessage, 'from'> {
   /** For the dev mailbox only; never logged. */
   code: string | null;
   link: string | null;
