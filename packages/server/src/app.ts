@@ -3,14 +3,14 @@ import { Hono, type Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
-import { NONCE, secureHeaders } from 'hono/secure-headers';
+import { secureHeaders } from 'hono/secure-headers';
 import { isDatabaseUnavailable } from '@hallpass/db';
 import { errorCodes } from '@hallpass/protocol';
 import type { Deps } from './deps.ts';
 import type { AppEnv } from './http/context.ts';
 import { homeRoutes } from './http/home.ts';
 import { publicConfigRoutes } from './http/public-config.routes.ts';
-import { noStore, originCheck } from './http/security.ts';
+import { cspNonce, noStore, originCheck } from './http/security.ts';
 import { hasBuiltApp, staticAppRoutes } from './http/static-app.ts';
 import { devMailboxRoutes } from './mail/dev-mailbox.routes.ts';
 import { metricsRoutes } from './metrics/metrics.routes.ts';
@@ -45,12 +45,13 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
     deps.metrics.httpResponse(c.res.status);
   });
 
+  const nonce = cspNonce();
   app.use(
     secureHeaders({
       contentSecurityPolicy: {
         defaultSrc: ["'self'"],
-        scriptSrc: ["'self'", NONCE],
-        styleSrc: ["'self'", NONCE],
+        scriptSrc: ["'self'", nonce],
+        styleSrc: ["'self'", nonce],
         imgSrc: ["'self'", 'data:'],
         connectSrc: ["'self'"],
         formAction: ["'self'"],

@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../shared/errors.ts';
-import { originCheck } from './security.ts';
+import { cspNonce, originCheck } from './security.ts';
 
 const app = new Hono();
 app.use(originCheck({ allowedOrigins: ['https://shop.example'] }));
@@ -21,5 +22,23 @@ describe('originCheck', () => {
     expect((await post({ origin: 'null', 'sec-fetch-site': 'same-origin' })).status).toBe(200);
     expect(await (await post({ origin: 'null', 'sec-fetch-site': 'cross-site' })).text()).toBe('csrf_rejected');
     expect(await (await post({ origin: 'null' })).text()).toBe('csrf_rejected');
+  });
+});
+
+describe('cspNonce', () => {
+  it('gives each request its own 16-byte nonce, the same in both directives and for the page, across pool refills', async () => {
+    const nonce = cspNonce(64);
+    const pages = new Hono<{ Variables: { secureHeadersNonce?: string } }>();
+    pages.use(secureHeaders({ contentSecurityPolicy: { scriptSrc: ["'self'", nonce], styleSrc: ["'self'", nonce] } }));
+    pages.get('/', (c) => c.text(c.get('secureHeadersNonce') ?? ''));
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const res = await pages.request('/');
+      const page = await res.text();
+      expect(Buffer.from(page, 'base64')).toHaveLength(16);
+      expect(res.headers.get('content-security-policy')).toBe(`script-src 'self' 'nonce-${page}'; style-src 'self' 'nonce-${page}'`);
+      seen.add(page);
+    }
+    expect(seen.size).toBe(10);
   });
 });
