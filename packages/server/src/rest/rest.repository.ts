@@ -42,7 +42,8 @@ export async function runAs(q: Queryable, who: Identity, now: Date, o: RunOption
         who.claimsJson,
         session?.id ?? null,
         session?.profileId ?? null,
-        now,
+        // As ISO text: cheaper to send than a Date, which pg formats field by field.
+        now.toISOString(),
         o.statement.text,
         o.statement.params,
         o.count?.statement.text ?? null,
