@@ -1,4 +1,4 @@
-import type { Queryable } from '@hallpass/db';
+import { prepared, type Queryable } from '@hallpass/db';
 import type { Identity } from '../sessions/identity.ts';
 import { isPgError, RestError, restErrors } from './rest-errors.ts';
 import type { Statement } from './sql-builder.ts';
@@ -20,8 +20,12 @@ export interface RunOptions {
   maxRows: number;
 }
 
+// A fixed text: prepared once per pooled connection (the statement it carries is prepared by shape
+// inside rest_run, migration 0024).
+const restRunSql = prepared('select live, n, body, total, inserted from hallpass.rest_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)');
+
 /**
- * Runs a data API statement as the caller in one round trip (hallpass.rest_run, migration 0018): the
+ * Runs a data API statement as the caller in one round trip (hallpass.rest_run, migrations 0018 and 0024): the
  * session-liveness check for a user token, the switch to the caller's role and claims, the statement,
  * the `single()` and max-affected checks (HP116 / HP124 roll it back), the count, and tx=rollback
  * (the answer comes back inside the HPRBK error that undoes the transaction). Throws 401 when the
@@ -32,13 +36,14 @@ export async function runAs(q: Queryable, who: Identity, now: Date, o: RunOption
   let row: (RunResult & { live: boolean }) | undefined;
   try {
     const { rows } = await q.query<RunResult & { live: boolean }>(
-      'select live, n, body, total, inserted from hallpass.rest_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)',
+      restRunSql,
       [
         who.role,
         who.claimsJson,
         session?.id ?? null,
         session?.profileId ?? null,
-        now,
+        // As ISO text: cheaper to send than a Date, which pg formats field by field.
+        now.toISOString(),
         o.statement.text,
         o.statement.params,
         o.count?.statement.text ?? null,

@@ -6,7 +6,7 @@ import { verifyApiKey, type ApiKeyRole } from './api-keys.ts';
 import { verifyAppToken, type AppTokenClaims } from './app-tokens.ts';
 import { findLiveSession } from './sessions.repository.ts';
 import { AppError } from '../shared/errors.ts';
-import { checkTokens, verifyAccessToken, type AccessClaims, type IssuedSession, type TokenCheck } from './sessions.service.ts';
+import { checkTokens, verifyAccessToken, type AccessClaims, type IssuedSession } from './sessions.service.ts';
 
 /**
  * Who a request, a data API statement or a realtime channel acts as: the one identity type of the
@@ -81,12 +81,13 @@ export function apiKeyIdentity(role: ApiKeyRole, issuer: string): ApiKeyIdentity
   return { kind: 'apikey', role, claims, claimsJson: JSON.stringify(claims), sub: null, sessionId: null, expiresAt: null };
 }
 
-export function userIdentity(claims: AccessClaims, via: UserIdentity['via'], liveChecked = false): UserIdentity {
+/** `claimsJson`: the claims already serialised (the resolver keeps it with a verified token). */
+export function userIdentity(claims: AccessClaims, via: UserIdentity['via'], liveChecked = false, claimsJson = JSON.stringify(claims)): UserIdentity {
   return {
     kind: 'user',
     role: 'authenticated',
     claims,
-    claimsJson: JSON.stringify(claims),
+    claimsJson,
     via,
     sub: claims.sub,
     sessionId: claims.session_id,
@@ -99,6 +100,9 @@ function appTokenIdentity(claims: AppTokenClaims): AppTokenIdentity {
   const c = claims as AppTokenClaims & Claims;
   return { kind: 'app', role: 'authenticated', claims: c, claimsJson: JSON.stringify(c), sub: claims.sub ?? null, sessionId: null, expiresAt: claims.exp * 1000 };
 }
+
+/** A token check with the claims' JSON, for the resolver's cache. */
+type VerifiedToken = { ok: true; claims: AccessClaims; json: string } | { ok: false; expired: boolean };
 
 type ResolverDeps = Pick<Deps, 'config' | 'keys' | 'signing' | 'clock' | 'db' | 'metrics'>;
 
@@ -135,23 +139,26 @@ export type RequestIdentity = { ok: true; identity: Identity } | { ok: false; re
  * @example const identities = createIdentityResolver(deps); const who = await identities.classify(token)
  */
 export function createIdentityResolver(deps: ResolverDeps, max = 10_000): IdentityResolver {
-  const users = new Map<string, AccessClaims>();
+  // A verified token's claims and their JSON (what request.jwt.claims is set to), serialised once.
+  const users = new Map<string, { claims: AccessClaims; json: string }>();
   // User tokens are checked here too (is this bearer a key?), so "not a key" is remembered as well.
   const keys = new Map<string, ApiKeyRole | null>();
   const put = <V>(m: Map<string, V>, k: string, v: V) => {
     if (m.size >= max) m.clear();
     m.set(k, v);
   };
-  const accessToken = async (token: string): Promise<TokenCheck> => {
+  const accessToken = async (token: string): Promise<VerifiedToken> => {
     const hit = users.get(token);
     if (hit) {
-      if (hit.exp * 1000 > deps.clock.now().getTime()) return { ok: true, claims: hit };
+      if (hit.claims.exp * 1000 > deps.clock.now().getTime()) return { ok: true, claims: hit.claims, json: hit.json };
       users.delete(token);
       return { ok: false, expired: true };
     }
     const check = await verifyAccessToken(deps, token);
-    if (check.ok) put(users, token, check.claims);
-    return check;
+    if (!check.ok) return check;
+    const verified = { claims: check.claims, json: JSON.stringify(check.claims) };
+    put(users, token, verified);
+    return { ok: true, ...verified };
   };
   const apiKeyRole = async (token: string) => {
     const hit = keys.get(token);
@@ -165,7 +172,7 @@ export function createIdentityResolver(deps: ResolverDeps, max = 10_000): Identi
     if (!cookies.accessToken && !cookies.refreshToken) return null;
     if (cookies.accessToken) {
       const check = await accessToken(cookies.accessToken);
-      if (check.ok) return userIdentity(check.claims, 'cookie');
+      if (check.ok) return userIdentity(check.claims, 'cookie', false, check.json);
     }
     // An expired or missing access cookie: the refresh cookie renews it (session checked there).
     const checked = await checkTokens(deps, cookies);
@@ -195,7 +202,7 @@ export function createIdentityResolver(deps: ResolverDeps, max = 10_000): Identi
         if (bearerRole === 'service_role') return key('service_role');
         if (bearerRole === 'anon') return (await fromCookies(c)) ?? key('anon');
         const check = await accessToken(bearer);
-        if (check.ok) return { ok: true, identity: userIdentity(check.claims, 'bearer') };
+        if (check.ok) return { ok: true, identity: userIdentity(check.claims, 'bearer', false, check.json) };
         const app = await verifyAppToken(deps, bearer);
         return app ? { ok: true, identity: appTokenIdentity(app) } : { ok: false, refusal: 'invalid_token' };
       }
@@ -203,7 +210,7 @@ export function createIdentityResolver(deps: ResolverDeps, max = 10_000): Identi
     },
     async classify(token, via = 'bearer') {
       const check = await accessToken(token);
-      if (check.ok) return { ok: true, identity: userIdentity(check.claims, via) };
+      if (check.ok) return { ok: true, identity: userIdentity(check.claims, via, false, check.json) };
       if (check.expired) return { ok: false, expired: true };
       const role = await apiKeyRole(token);
       return role ? { ok: true, identity: apiKeyIdentity(role, deps.config.issuer) } : { ok: false, expired: false };
