@@ -507,10 +507,14 @@ async function socketsPart(users: User[]): Promise<void> {
   await sleep(3000);
   const rss = rssMb(server.pid);
   const perSocketKb = ((rss - idle) * 1024) / Math.max(1, clients.open);
-  const capped = sockets < 25_000 ? ` (capped: the open-files hard limit here is ${fdHardLimit}; at ${fmt(perSocketKb)} KB a socket, 25,000 would be about ${fmt(idle + (25_000 * perSocketKb) / 1024, 0)} MB)` : '';
+  const at25k = sockets < 25_000 ? idle + (25_000 * perSocketKb) / 1024 : rss;
+  const capped =
+    sockets < 25_000
+      ? ` (capped: the open-files hard limit here is ${fdHardLimit}); extrapolated to 25,000 sockets: ${fmt(idle, 0)} MB idle + 25,000 x ${fmt(perSocketKb / 1024, 4)} MB = about ${fmt(at25k, 0)} MB`
+      : '';
   report(
     `[sockets] ${clients.open} sockets open, ${clients.joined} joined, in ${fmt(clients.seconds)} s: server RSS ${rss} MB (idle ${idle} MB, ` +
-      `${fmt(perSocketKb)} KB a socket)${capped}; target 25,000 in under 600 MB`,
+      `${fmt(perSocketKb / 1024, 4)} MB = ${fmt(perSocketKb)} KB a socket)${capped}; target 25,000 in under 600 MB: ${at25k < 600 ? 'met' : 'NOT met'}`,
   );
   clients.close();
   await server.stop();
