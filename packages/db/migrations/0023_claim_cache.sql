@@ -72,18 +72,45 @@ $$;
 grant execute on function auth.claim_uuid(text), auth.uid(), auth.email(), auth.role(), auth.tenant_id()
   to anon, authenticated, service_role;
 
--- One table's share of a batch, as one statement: `items` are the 1-based positions in the batch.
--- Text claims are cached as 'v' || value, '' when absent, so a claim of "" stays '' and a missing
--- one stays null, exactly as the parse answers; a uuid claim is its text or '' (null).
-create or replace function hallpass.realtime_visible_set(checker text, items int[], pks jsonb[], roles text[], claims text[])
+-- One table's share of a batch, as one statement. Text claims are cached as 'v' || value, '' when
+-- absent, so a claim of "" stays '' and a missing one stays null, exactly as the parse answers; a
+-- uuid claim is its text or '' (null). The values come either from the caller (`uids`, `emails`,
+-- `claim_roles`, `tenants`: the realtime hub has each subscriber's claims parsed already, and a null
+-- uid there means "do not cache this one") or, when those are null, from one parse per row here.
+create or replace function hallpass.realtime_visible_set(checker text, pks jsonb[], roles text[], claims text[],
+                                                         uids text[], emails text[], claim_roles text[], tenants text[])
 returns boolean[]
 language plpgsql
 as $$
 declare
   result boolean[];
 begin
-  -- CASE fixes the order: every setting is in place before the checker runs. The claims are parsed
-  -- once (j); text that is not JSON fails the statement and the caller falls back to the loop.
+  -- CASE fixes the order: every setting is in place before the checker runs, and the checker is a
+  -- PL/pgSQL function, so each call is a new execution of its query (its InitPlans, such as a
+  -- policy's `(select auth.uid())`, are evaluated for this subscriber, never kept from the last).
+  if uids is not null then
+    execute format($q$
+      select array_agg(
+               case
+                 when u.r is null or u.r not in ('anon', 'authenticated', 'service_role') then false
+                 when set_config('request.jwt.claims', coalesce(u.c, ''), true) is null
+                   or set_config('hallpass.claim_role', coalesce(u.cr, ''), true) is null
+                   or set_config('hallpass.claim_email', coalesce(u.e, ''), true) is null
+                   or set_config('hallpass.claim_uid', coalesce(u.id, ''), true) is null
+                   or set_config('hallpass.claim_tenant', coalesce(u.tn, ''), true) is null
+                   or set_config('hallpass.claims_for', case when u.id is null then '' else coalesce(u.c, '') end, true) is null
+                   or set_config('role', u.r, true) is null
+                 then false
+                 else coalesce(hallpass_realtime.%I(u.pk), false)
+               end order by u.k)
+        from unnest($1, $2, $3, $4, $5, $6, $7) with ordinality as u (pk, r, c, id, e, cr, tn, k)
+    $q$, checker)
+      into result
+      using pks, roles, claims, uids, emails, claim_roles, tenants;
+    return result;
+  end if;
+  -- The claims are parsed once a row (o); text that is not JSON fails the statement and the caller
+  -- falls back to the loop.
   execute format($q$
     select array_agg(
              case
@@ -105,14 +132,17 @@ begin
                             from (select nullif(u.c, '')::jsonb as j offset 0) y offset 0) x
   $q$, checker)
     into result
-    using array(select pks[i] from unnest(items) i), array(select roles[i] from unnest(items) i),
-          array(select claims[i] from unnest(items) i);
+    using pks, roles, claims;
   return result;
 end $$;
-revoke all on function hallpass.realtime_visible_set(text, int[], jsonb[], text[], text[]) from public;
+revoke all on function hallpass.realtime_visible_set(text, jsonb[], text[], text[], text[], text[], text[], text[]) from public;
 
-create or replace function hallpass.realtime_visible(tables regclass[], pks jsonb[], roles text[], claims text[],
-                                                     legacy_claims boolean default true)
+-- 0021's signature gains the cached claim values (all null: parsed here).
+drop function hallpass.realtime_visible(regclass[], jsonb[], text[], text[], boolean);
+create function hallpass.realtime_visible(tables regclass[], pks jsonb[], roles text[], claims text[],
+                                          legacy_claims boolean default true, uids text[] default null,
+                                          emails text[] default null, claim_roles text[] default null,
+                                          tenants text[] default null)
 returns boolean[]
 language plpgsql
 as $$
@@ -141,12 +171,24 @@ begin
         if checker is null then
           raise exception 'no checker' using errcode = 'HP001';
         end if;
-        items := array(select k::int from unnest(tables) with ordinality as u (x, k) where u.x = tbl order by k);
-        -- Back to the server's role: the subscriber roles may not call this function.
+        -- Back to the server's role: the subscriber roles may not call realtime_visible_set.
         perform set_config('role', 'none', true);
-        part := hallpass.realtime_visible_set(checker, items, pks, roles, claims);
-        for i in 1 .. array_length(items, 1) loop
-          result[items[i]] := coalesce(part[i], false);
+        if tables = array_fill(tbl, array[n]) then
+          -- One table (a fan-out): the arrays as they are.
+          items := null;
+          part := hallpass.realtime_visible_set(checker, pks, roles, claims, uids, emails, claim_roles, tenants);
+        else
+          items := array(select k::int from unnest(tables) with ordinality as u (x, k) where u.x = tbl order by k);
+          part := hallpass.realtime_visible_set(checker,
+                    array(select pks[i] from unnest(items) i), array(select roles[i] from unnest(items) i),
+                    array(select claims[i] from unnest(items) i),
+                    case when uids is null then null else array(select uids[i] from unnest(items) i) end,
+                    case when uids is null then null else array(select emails[i] from unnest(items) i) end,
+                    case when uids is null then null else array(select claim_roles[i] from unnest(items) i) end,
+                    case when uids is null then null else array(select tenants[i] from unnest(items) i) end);
+        end if;
+        for i in 1 .. coalesce(array_length(part, 1), 0) loop
+          result[coalesce(items[i], i)] := coalesce(part[i], false);
         end loop;
       end loop;
       perform set_config('role', 'none', true), set_config('request.jwt.claims', '', true),
@@ -200,4 +242,4 @@ begin
   end loop;
   return result;
 end $$;
-revoke all on function hallpass.realtime_visible(regclass[], jsonb[], text[], text[], boolean) from public;
+revoke all on function hallpass.realtime_visible(regclass[], jsonb[], text[], text[], boolean, text[], text[], text[], text[]) from public;

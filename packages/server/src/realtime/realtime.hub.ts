@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
 import type { Identity } from '../sessions/identity.ts';
 import type { OutgoingFrame, SharedFrame } from './realtime.protocol.ts';
+import { subscriberClaims, type SubscriberClaims } from './realtime.claims.ts';
 import { checkVisible, describeTable, legacyClaimsInUse, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
 
 export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
@@ -67,6 +68,8 @@ interface Change {
   info: TableInfo;
   /** Table and primary key: what one RLS decision is about. */
   rowKey: string;
+  /** The live row's primary key, one object for every subscriber's check. */
+  pk: Record<string, unknown> | undefined;
   data: Map<string, string>;
   /** The frame by role and binding ids: built once, encoded once per (join ref, topic) by the sockets. */
   frames: Map<string, SharedFrame>;
@@ -92,6 +95,8 @@ export class Hub {
   private readonly tableInfo = new Map<string, { info: TableInfo | null; at: number }>();
   private readonly columns = new Map<string, { cols: Set<string>; at: number }>();
   private legacyClaims: { used: Promise<boolean>; at: number } | undefined;
+  /** Each identity's claims prepared for the RLS call once (an identity is replaced, never changed). */
+  private readonly prepared = new WeakMap<Identity, SubscriberClaims>();
   /** Counters for operators and the bench. */
   readonly stats = { delivered: 0, checks: 0, dropped: 0 };
 
@@ -230,7 +235,7 @@ export class Hub {
       const info = (await this.table(row.schema_name!, row.table_name!))!;
       // A deleted row is its own question (judged on its old image), apart from the live row's.
       const image = row.op === 'DELETE' ? `DELETE\u0000${JSON.stringify(pick(row.old_record ?? {}, info.pk))}` : JSON.stringify(pick(row.record ?? {}, info.pk));
-      const change: Change = { row, info, rowKey: `${qualified(info)}\u0000${image}`, data: new Map(), frames: new Map() };
+      const change: Change = { row, info, rowKey: `${qualified(info)}\u0000${image}`, pk: undefined, data: new Map(), frames: new Map() };
       changes.push(change);
       for (const [channel, ids] of targets) {
         let w = work.get(channel);
@@ -269,8 +274,11 @@ export class Hub {
         if (w.checkAt.has(change.rowKey)) continue;
         w.checkAt.set(change.rowKey, call.checks.length);
         const deleted = change.row.op === 'DELETE';
-        const row = deleted ? (change.row.old_record ?? {}) : pick(change.row.record!, change.info.pk);
-        call.checks.push({ table: qualified(change.info), row, deleted, role: claims.role, claims: claimsJson });
+        const row = deleted ? (change.row.old_record ?? {}) : (change.pk ??= pick(change.row.record!, change.info.pk));
+        const identity = w.channel.identity;
+        let subscriber = this.prepared.get(identity);
+        if (!subscriber) this.prepared.set(identity, (subscriber = subscriberClaims(claims, claimsJson)));
+        call.checks.push({ table: qualified(change.info), row, deleted, role: claims.role, claims: claimsJson, subscriber });
       }
     }
     for (const w of unchecked) this.deliverWork(w, [], replayed);
