@@ -167,6 +167,8 @@ async function openClients(wsUrl: string, joins: Array<{ topic: string; payload:
   const refused: Record<string, number> = {};
   for (const o of opened) for (const [reason, n] of Object.entries(o.refused)) refused[reason] = (refused[reason] ?? 0) + n;
   return {
+    /** The client processes (the load generator), for their CPU. */
+    pids: children.map((c) => c.pid!),
     open: opened.reduce((s, o) => s + o.open, 0),
     joined: opened.reduce((s, o) => s + o.joined, 0),
     refused,
@@ -228,11 +230,11 @@ async function rlsDecisions(writer: pg.Client, settle: boolean): Promise<number>
 }
 
 /**
- * CPU milliseconds of the server process and of the PostgreSQL backends serving the bench's
- * database (not the whole machine's PostgreSQL: other work shares it). The pool opens and closes
- * backends, so they are sampled every 100 ms and each one's last reading counts.
+ * CPU milliseconds of the server process, of the PostgreSQL backends serving the bench's database
+ * (not the whole machine's PostgreSQL: other work shares it) and of the client processes. The pool
+ * opens and closes backends, so they are sampled every 100 ms and each one's last reading counts.
  */
-async function cpuMeter(serverPid: number) {
+async function cpuMeter(serverPid: number, clientPids: readonly number[]) {
   const backends = new Map<number, number>();
   // Its own connection, so sampling never queues behind (or delays) the bench's updates.
   const writer = new pg.Client({ connectionString: database!.url });
@@ -255,23 +257,30 @@ async function cpuMeter(serverPid: number) {
   let timer: NodeJS.Timeout | undefined;
   let server0 = 0;
   let pg0 = 0;
+  let clients0 = 0;
   const sum = () => [...backends.values()].reduce((a, b) => a + b, 0);
   return {
     async start() {
       await sample();
       server0 = cpuMs(serverPid);
+      clients0 = pidsCpuMs(clientPids);
       pg0 = sum();
       timer = setInterval(tick, 100);
     },
-    /** Server and PostgreSQL CPU ms since start, per update, and PostgreSQL µs per RLS decision. */
-    async stop(updates: number, decisions: number): Promise<string> {
+    /**
+     * Server, PostgreSQL and client CPU ms since start, per update; called when the deliveries are in
+     * (not after waiting for PostgreSQL's function counts, which would add seconds of heartbeats).
+     * The answer takes the RLS decision count for PostgreSQL's µs per decision.
+     */
+    async stop(updates: number): Promise<(decisions: number) => string> {
       clearInterval(timer);
       await sample();
       const pgMs = sum() - pg0;
-      return (
-        `CPU per update: server ${fmt((cpuMs(serverPid) - server0) / updates, 0)} ms, PostgreSQL ${fmt(pgMs / updates, 0)} ms ` +
-        `(${fmt((pgMs * 1000) / Math.max(1, decisions), 1)} µs a decision)`
-      );
+      const serverMs = cpuMs(serverPid) - server0;
+      const clientsMs = pidsCpuMs(clientPids) - clients0;
+      return (decisions) =>
+        `CPU per update: server ${fmt(serverMs / updates, 0)} ms, PostgreSQL ${fmt(pgMs / updates, 0)} ms ` +
+        `(${fmt((pgMs * 1000) / Math.max(1, decisions), 1)} µs a decision), load generator ${fmt(clientsMs / updates, 0)} ms`;
     },
     close: () => writer.end(),
   };
@@ -432,13 +441,14 @@ async function fanoutPart(users: User[]): Promise<void> {
 
   // One update, everyone watching.
   const before = await rlsDecisions(writer, false);
-  const meter = await cpuMeter(server.pid);
+  const meter = await cpuMeter(server.pid, clients.pids);
   await meter.start();
   const single = new Map<number, number>();
   await update(single);
   const one = judgeFanout(await settleUntilAllArrived(single, members, 10_000), single, sockets);
+  const oneCpuFor = await meter.stop(1);
   const oneDecisions = (await rlsDecisions(writer, true)) - before;
-  const oneCpu = await meter.stop(1, oneDecisions);
+  const oneCpu = oneCpuFor(oneDecisions);
   report(
     `[fanout] 1 update of a members offer, ${sockets} subscribers (${members} members, ${sockets - members} not): ` +
       `delivered ${one.latencies.length}, missed by members ${one.missed}, to non-members ${one.toNonMembers}, duplicates ${one.duplicates}; ` +
@@ -459,8 +469,9 @@ async function fanoutPart(users: User[]): Promise<void> {
   }
   const elapsed = (Date.now() - start) / 1000;
   const many = judgeFanout(await settleUntilAllArrived(steady, members * steady.size, 15_000), steady, sockets);
+  const manyCpuFor = await meter.stop(steady.size);
   const manyDecisions = (await rlsDecisions(writer, true)) - before - oneDecisions;
-  const manyCpu = await meter.stop(steady.size, manyDecisions);
+  const manyCpu = manyCpuFor(manyDecisions);
   const lastSorted = [...many.last].sort((a, b) => a - b);
   report(
     `[fanout] ${steady.size} updates in ${fmt(elapsed)} s (load avg ${loadavg()[0]!.toFixed(1)}): delivered ${many.latencies.length} ` +
@@ -496,10 +507,14 @@ async function socketsPart(users: User[]): Promise<void> {
   await sleep(3000);
   const rss = rssMb(server.pid);
   const perSocketKb = ((rss - idle) * 1024) / Math.max(1, clients.open);
-  const capped = sockets < 25_000 ? ` (capped: the open-files hard limit here is ${fdHardLimit}; at ${fmt(perSocketKb)} KB a socket, 25,000 would be about ${fmt(idle + (25_000 * perSocketKb) / 1024, 0)} MB)` : '';
+  const at25k = sockets < 25_000 ? idle + (25_000 * perSocketKb) / 1024 : rss;
+  const capped =
+    sockets < 25_000
+      ? ` (capped: the open-files hard limit here is ${fdHardLimit}); extrapolated to 25,000 sockets: ${fmt(idle, 0)} MB idle + 25,000 x ${fmt(perSocketKb / 1024, 4)} MB = about ${fmt(at25k, 0)} MB`
+      : '';
   report(
     `[sockets] ${clients.open} sockets open, ${clients.joined} joined, in ${fmt(clients.seconds)} s: server RSS ${rss} MB (idle ${idle} MB, ` +
-      `${fmt(perSocketKb)} KB a socket)${capped}; target 25,000 in under 600 MB`,
+      `${fmt(perSocketKb / 1024, 4)} MB = ${fmt(perSocketKb)} KB a socket)${capped}; target 25,000 in under 600 MB: ${at25k < 600 ? 'met' : 'NOT met'}`,
   );
   clients.close();
   await server.stop();

@@ -81,6 +81,27 @@ describe('claims helpers', () => {
     }
   });
 
+  it('use the parsed-claims cache (0023) only for the exact claims text it was made from', async () => {
+    const a = { sub: '7b0c3f9e-2b8a-4c1e-9a55-3f1d2c4b5a69', email: 'a@example.com', role: 'authenticated', app_metadata: { tenant_id: '11111111-2222-4333-8444-555555555555' } };
+    const b = { sub: '0e6f4a9c-1d2b-4c3e-8f5a-6b7c8d9e0f1a', email: 'b@example.com', role: 'anon' };
+    const read = 'select auth.uid()::text as uid, auth.email() as email, auth.role() as role, auth.tenant_id()::text as tenant';
+    const { rows } = await t.db.transaction(async (tx) => {
+      // A cache written for a, then the claims switched to b by someone else: b's values, not a's.
+      await tx.query(
+        `select set_config('hallpass.claims_for', $1, true), set_config('hallpass.claim_uid', $2, true),
+                set_config('hallpass.claim_email', 'v' || $3, true), set_config('hallpass.claim_role', 'vauthenticated', true),
+                set_config('hallpass.claim_tenant', $4, true), set_config('request.jwt.claims', $5, true)`,
+        [JSON.stringify(a), a.sub, a.email, a.app_metadata.tenant_id, JSON.stringify(b)],
+      );
+      const other = (await tx.query(read)).rows[0];
+      await tx.query(`select set_config('request.jwt.claims', $1, true)`, [JSON.stringify(a)]);
+      const same = (await tx.query(read)).rows[0];
+      return { rows: [other, same] };
+    });
+    expect(rows[0]).toEqual({ uid: b.sub, email: b.email, role: 'anon', tenant: null });
+    expect(rows[1]).toEqual({ uid: a.sub, email: a.email, role: 'authenticated', tenant: a.app_metadata.tenant_id });
+  });
+
   it('read the claims set by asUser', async () => {
     const sub = '7b0c3f9e-2b8a-4c1e-9a55-3f1d2c4b5a69';
     const { rows } = await asUser(t.db, { role: 'authenticated', sub, email: 'a@example.com' }, (tx) =>

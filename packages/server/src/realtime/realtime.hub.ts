@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics.ts';
 import { canonical, columnKind, matchesFilter, type ColumnKind, type Filter } from './realtime.filters.ts';
 import type { Identity } from '../sessions/identity.ts';
-import type { OutgoingFrame } from './realtime.protocol.ts';
+import type { OutgoingFrame, SharedFrame } from './realtime.protocol.ts';
+import { subscriberClaims, type SubscriberClaims } from './realtime.claims.ts';
 import { checkVisible, describeTable, legacyClaimsInUse, selectableColumns, type EventRow, type TableInfo, type VisibilityCheck } from './realtime.repository.ts';
 
 export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
@@ -67,7 +68,11 @@ interface Change {
   info: TableInfo;
   /** Table and primary key: what one RLS decision is about. */
   rowKey: string;
+  /** The live row's primary key, one object for every subscriber's check. */
+  pk: Record<string, unknown> | undefined;
   data: Map<string, string>;
+  /** The frame by role and binding ids: built once, encoded once per (join ref, topic) by the sockets. */
+  frames: Map<string, SharedFrame>;
 }
 
 /** A channel's events in one dispatch, and where its RLS answers are in its call's result. */
@@ -89,8 +94,9 @@ export class Hub {
   private readonly entries = new Map<HubChannel, Entry[]>();
   private readonly tableInfo = new Map<string, { info: TableInfo | null; at: number }>();
   private readonly columns = new Map<string, { cols: Set<string>; at: number }>();
-  private bindingIds = Math.floor(Math.random() * 1_000_000);
   private legacyClaims: { used: Promise<boolean>; at: number } | undefined;
+  /** Each identity's claims prepared for the RLS call once (an identity is replaced, never changed). */
+  private readonly prepared = new WeakMap<Identity, SubscriberClaims>();
   /** Counters for operators and the bench. */
   readonly stats = { delivered: 0, checks: 0, dropped: 0 };
 
@@ -107,9 +113,14 @@ export class Hub {
     this.parallelCalls = options.parallelCalls ?? 3;
   }
 
-  /** A postgres_changes binding id, unique on this instance (realtime-js matches events by it). */
-  nextBindingId(): number {
-    return ++this.bindingIds;
+  /**
+   * A postgres_changes binding id: realtime-js routes an event to the bindings whose id it carries,
+   * so an id needs to be unique only among one channel's bindings. As Supabase Realtime does (a hash
+   * of the binding's parameters), equal subscriptions get equal ids: then a change's frame is the
+   * same bytes for every channel that joined alike, encoded once however many receive it.
+   */
+  bindingId(binding: Omit<PgBinding, 'id' | 'filter'>, filter: string): number {
+    return fnv1a(`${binding.event}\u0000${binding.schema}\u0000${binding.table}\u0000${filter}`);
   }
 
   get channelCount(): number {
@@ -224,7 +235,7 @@ export class Hub {
       const info = (await this.table(row.schema_name!, row.table_name!))!;
       // A deleted row is its own question (judged on its old image), apart from the live row's.
       const image = row.op === 'DELETE' ? `DELETE\u0000${JSON.stringify(pick(row.old_record ?? {}, info.pk))}` : JSON.stringify(pick(row.record ?? {}, info.pk));
-      const change: Change = { row, info, rowKey: `${qualified(info)}\u0000${image}`, data: new Map() };
+      const change: Change = { row, info, rowKey: `${qualified(info)}\u0000${image}`, pk: undefined, data: new Map(), frames: new Map() };
       changes.push(change);
       for (const [channel, ids] of targets) {
         let w = work.get(channel);
@@ -263,8 +274,11 @@ export class Hub {
         if (w.checkAt.has(change.rowKey)) continue;
         w.checkAt.set(change.rowKey, call.checks.length);
         const deleted = change.row.op === 'DELETE';
-        const row = deleted ? (change.row.old_record ?? {}) : pick(change.row.record!, change.info.pk);
-        call.checks.push({ table: qualified(change.info), row, deleted, role: claims.role, claims: claimsJson });
+        const row = deleted ? (change.row.old_record ?? {}) : (change.pk ??= pick(change.row.record!, change.info.pk));
+        const identity = w.channel.identity;
+        let subscriber = this.prepared.get(identity);
+        if (!subscriber) this.prepared.set(identity, (subscriber = subscriberClaims(claims, claimsJson)));
+        call.checks.push({ table: qualified(change.info), row, deleted, role: claims.role, claims: claimsJson, subscriber });
       }
     }
     for (const w of unchecked) this.deliverWork(w, [], replayed);
@@ -296,8 +310,14 @@ export class Hub {
         this.stats.dropped++;
         continue;
       }
-      const data = change.data.get(channel.identity.claims.role)!;
-      channel.deliver(change.row.id, { ref: null, event: 'postgres_changes', payloadJson: `{"ids":[${ids.join(',')}],"data":${data}}` });
+      const role = channel.identity.claims.role;
+      const key = `${role}\u0000${ids.join(',')}`;
+      let frame = change.frames.get(key);
+      if (!frame) {
+        const payloadJson = `{"ids":[${ids.join(',')}],"data":${change.data.get(role)!}}`;
+        change.frames.set(key, (frame = { ref: null, event: 'postgres_changes', payloadJson, encoded: new Map() }));
+      }
+      channel.deliver(change.row.id, frame);
       this.delivered(change.row, replayed);
     }
   }
@@ -331,7 +351,10 @@ export class Hub {
       if (binding.event !== '*' && binding.event !== row.op) return;
       if (binding.filter && !matchesFilter(binding.filter, kinds.get(binding.filter.column) ?? 'text', image)) return;
       const ids = out.get(entry.channel);
-      if (ids) ids.push(binding.id);
+      // Two equal bindings of one channel share an id (bindingId): listed once.
+      if (ids) {
+        if (!ids.includes(binding.id)) ids.push(binding.id);
+      }
       else out.set(entry.channel, [binding.id]);
     };
     if (only) {
@@ -392,6 +415,13 @@ function changeData(row: EventRow, info: TableInfo, cols: Set<string>) {
     ...(row.op !== 'INSERT' ? { old_record: project(pick(row.old_record ?? {}, info.pk)) } : {}),
     errors: null,
   };
+}
+
+/** 32-bit FNV-1a, as a positive 31-bit number (a JSON-safe small integer). */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h >>> 0) & 0x7fffffff;
 }
 
 function pick(r: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {

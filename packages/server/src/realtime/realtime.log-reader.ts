@@ -38,7 +38,8 @@ export async function startLogReader(db: Db, options: LogReaderOptions): Promise
   const gaps = new Map<number, bigint>();
   let running: Promise<void> | null = null;
   let dispatching: Promise<void> = Promise.resolve();
-  let queued = 0;
+  /** The batch queued behind the running dispatch, still open to rows read meanwhile. */
+  let waiting: EventRow[] | null = null;
   let again = false;
   let stopped = false;
 
@@ -59,13 +60,22 @@ export async function startLogReader(db: Db, options: LogReaderOptions): Promise
     }
     if (fresh.length) {
       // Delivery is chained (so it stays in id order) but not awaited: the next read overlaps the
-      // RLS checks of this batch. At most two batches wait, so a slow delivery slows reading.
-      if (queued >= 2) await dispatching;
-      queued++;
-      dispatching = dispatching
-        .then(() => options.onEvents(fresh))
-        .catch((err: unknown) => options.onError(err))
-        .finally(() => void queued--);
+      // RLS checks of this batch. Rows read while a dispatch runs join the one batch waiting behind
+      // it (in read order, as they would have been sent), so a burst of changes to one row is one
+      // RLS decision per subscriber per batch, not one per read: under a fan-out load the work per
+      // change shrinks as the load grows. A waiting batch past batchSize makes reading wait for the
+      // running dispatch, so a slow delivery slows reading and memory stays bounded.
+      if (waiting && waiting.length >= batchSize) await dispatching;
+      if (waiting) waiting.push(...fresh);
+      else {
+        const batch: EventRow[] = (waiting = [...fresh]);
+        dispatching = dispatching
+          .then(() => {
+            if (waiting === batch) waiting = null;
+            return options.onEvents(batch);
+          })
+          .catch((err: unknown) => options.onError(err));
+      }
     }
     for (const row of fresh) delivered.add(row.id);
     // Advance over the contiguous prefix of delivered/dead ids.

@@ -21,8 +21,25 @@ export interface PreparedFrame extends Omit<Frame, 'payload'> {
   payloadJson: string;
 }
 
+/**
+ * A prepared frame many channels receive alike: each distinct (vsn, join ref, topic) is encoded to
+ * bytes once, in `encoded`, and the same Buffer is handed to every socket that matches (a fan-out
+ * to 10,000 sockets that joined alike is one encoding, not 10,000).
+ */
+export interface SharedFrame extends Omit<PreparedFrame, 'joinRef' | 'topic'> {
+  encoded: Map<string, Buffer>;
+}
+
 /** What the hub hands a channel: a frame without the channel's own join ref and topic. */
-export type OutgoingFrame = Omit<Frame, 'joinRef' | 'topic'> | Omit<PreparedFrame, 'joinRef' | 'topic'>;
+export type OutgoingFrame = Omit<Frame, 'joinRef' | 'topic'> | Omit<PreparedFrame, 'joinRef' | 'topic'> | SharedFrame;
+
+/** The bytes of a shared frame for one channel, encoded on first use. */
+export function encodeShared(vsn: Vsn, joinRef: string | null, topic: string, f: SharedFrame): Buffer {
+  const key = `${vsn}\u0000${joinRef ?? ''}\u0000${joinRef === null ? 'n' : 's'}\u0000${topic}`;
+  let buf = f.encoded.get(key);
+  if (!buf) f.encoded.set(key, (buf = Buffer.from(encodeFrame(vsn, { joinRef, ref: f.ref, topic, event: f.event, payloadJson: f.payloadJson }))));
+  return buf;
+}
 
 export function encodeFrame(vsn: Vsn, f: Frame | PreparedFrame): string {
   if ('payloadJson' in f) {

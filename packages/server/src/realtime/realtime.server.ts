@@ -92,20 +92,26 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
           refuse(socket, '401 Unauthorized', 'unauthenticated', 'Invalid apikey.');
           return;
         }
-        wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-          const s = new RealtimeSocket(deps, hub, ws, conn, shared);
-          sockets.add(s);
-          ws.on('close', () => {
-            sockets.delete(s);
-            limits.closeSocket(ip);
-          });
-        });
+        attach(req, socket, head, ip, conn);
       })
       .catch((err: unknown) => {
         limits.closeSocket(ip);
         log.error({ err }, 'realtime: upgrade failed');
         socket.destroy();
       });
+  };
+
+  // Its own function, so the listeners that live as long as the socket close over the connection
+  // only: a closure in onUpgrade would keep the upgrade request (headers and all) for every socket.
+  const attach = (req: IncomingMessage, socket: Duplex, head: Buffer, ip: string | null, conn: Connection) => {
+    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const s = new RealtimeSocket(deps, hub, ws, conn, shared, socket);
+      sockets.add(s);
+      ws.on('close', () => {
+        sockets.delete(s);
+        limits.closeSocket(ip);
+      });
+    });
   };
 
   const accept = async (req: IncomingMessage, url: URL, ip: string | null): Promise<Connection | null> => {

@@ -1,0 +1,61 @@
+/**
+ * What one subscriber's RLS decisions send to PostgreSQL besides the table and row, prepared once
+ * per identity (a subscriber's claims do not change until it sends a new token) instead of once per
+ * decision: a fan-out to 10,000 subscribers at 10 changes a second would otherwise parse and escape
+ * 100,000 claim sets a second.
+ */
+export interface SubscriberClaims {
+  /** `request.jwt.claims`, as a quoted element of a PostgreSQL text array literal. */
+  claimsElement: string;
+  /**
+   * The values migration 0023's claim cache holds for these claims, in its encoding, each as a
+   * quoted array element: exactly what auth.uid(), auth.email(), auth.role() and auth.tenant_id()
+   * answer when they parse the claims (see `cachedClaimValues`). Null: these claims are not cached
+   * and the helpers parse them in PostgreSQL.
+   */
+  cached: { uid: string; email: string; role: string; tenant: string } | null;
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** One element of a PostgreSQL array literal: always quoted, so no value is read as NULL. */
+export function arrayElement(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/**
+ * The same, as one flat string. A global replace leaves a rope of one piece per match (about 120 for
+ * a claims object), and joining 500 such ropes into a call's array costs ~6 us each, every call;
+ * copied once through a Buffer it is a flat string for good.
+ */
+function flatArrayElement(value: string): string {
+  return Buffer.from(arrayElement(value)).toString();
+}
+
+/**
+ * The claim cache values of 0023 for a claims object, computed as the SQL helpers compute them from
+ * its JSON: `->> 'role'` and `->> 'email'` ('v' || text, '' when absent or null), the uid and tenant
+ * uuids when they are uuid-shaped strings ('' otherwise, as auth.claim_uuid gives null). A role or
+ * email that is not a string would need PostgreSQL's own text form of that JSON (spacing and number
+ * formats differ from JavaScript's): such claims are not cached (null).
+ */
+export function cachedClaimValues(claims: Record<string, unknown>): { uid: string; email: string; role: string; tenant: string } | null {
+  const text = (v: unknown): string | null | undefined => (v === undefined || v === null ? '' : typeof v === 'string' ? `v${v}` : undefined);
+  const uuid = (v: unknown) => (typeof v === 'string' && uuidPattern.test(v) ? v : '');
+  const role = text(claims.role);
+  const email = text(claims.email);
+  if (role === undefined || email === undefined || role === null || email === null) return null;
+  const meta = claims.app_metadata;
+  const tenant = typeof meta === 'object' && meta !== null && !Array.isArray(meta) ? uuid((meta as Record<string, unknown>).tenant_id) : '';
+  return { uid: uuid(claims.sub), email, role, tenant };
+}
+
+export function subscriberClaims(claims: Record<string, unknown>, claimsJson: string): SubscriberClaims {
+  // Text PostgreSQL's jsonb refuses (a NUL character, a lone surrogate) makes auth.jwt() answer null
+  // for these claims: no cache, so the helpers say so themselves.
+  const values = /\\u(0000|d[89a-f])/i.test(claimsJson) ? null : cachedClaimValues(claims);
+  return {
+    claimsElement: flatArrayElement(claimsJson),
+    cached: values && { uid: arrayElement(values.uid), email: arrayElement(values.email), role: arrayElement(values.role), tenant: arrayElement(values.tenant) },
+  };
+}
