@@ -71,7 +71,7 @@ async function measureOurs(target: Target, concurrencies: number[]): Promise<Map
   };
   const server = await startServerProcess(
     {
-      ...(database ? { DATABASE_URL: database.url, DATABASE_POOL_SIZE: '32' } : {}),
+      ...(database ? { DATABASE_URL: database.url, DATABASE_POOL_SIZE: process.env.BENCH_POOL_SIZE ?? '32' } : {}),
       SMTP_URL: sink.url,
       DEV_MAILBOX: 'false',
       HALLPASS_SECRET: 'bench-secret-bench-secret-bench-secret-1234',
