@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import type { Config } from '../config/config.ts';
+import type { AppEnv } from './context.ts';
 import { AppError } from '../shared/errors.ts';
 
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -89,8 +90,8 @@ export function securityHeaders(options: { hsts: boolean }): MiddlewareHandler {
 }
 
 /** A fresh nonce for this page's inline script and style, and the CSP that allows exactly it. */
-export function cspNonce(c: Context): string {
-  let nonce = c.get('secureHeadersNonce') as string | undefined;
+export function cspNonce(c: Context<AppEnv>): string {
+  let nonce = c.get('secureHeadersNonce');
   if (!nonce) {
     nonce = randomBytes(16).toString('base64');
     c.set('secureHeadersNonce', nonce);
