@@ -17,9 +17,11 @@ import { createDeps, runMigrations } from '../packages/server/src/server.ts';
 import { signApiKey } from '../packages/server/src/sessions/api-keys.ts';
 import { seedUsers, type SeededUser } from '../packages/server/test/seed.ts';
 import { freePort } from '../packages/server/test/server-process.ts';
+import { leanHttp } from './lean-http.ts';
 
 // BENCH_DATABASE_URL: the server to create the fresh database on; BENCH_CONCURRENCY: other than 64;
-// BENCH_PROFILE=1: write a CPU profile of the server process to /tmp/prof-rest.
+// BENCH_PROFILE=1: write a CPU profile of the server process to /tmp/prof-rest; BENCH_REST_SCENARIO:
+// run only the scenarios whose name contains it (e.g. "own profile").
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const users = 64;
@@ -166,42 +168,37 @@ async function main() {
       await new Promise((r) => setTimeout(r, 50));
     }
 
+    // The load generator stands in for browsers on other machines; its CPU is not the data API's.
+    // BENCH_HTTP_CLIENT=node uses node:http's client instead of the lean one (bench/lean-http.ts).
+    const nodeClient = process.env.BENCH_HTTP_CLIENT === 'node';
     const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-    /** One REST request; `check` decides whether the answer is the right one. */
-    const restOnce = (method: string, path: string, u: SeededUser, body: string | null, accept: string, check: (status: number, body: string) => boolean) =>
-      new Promise<void>((resolve, reject) => {
+    const lean = leanHttp(port, concurrency);
+    const viaNode = (method: string, path: string, headers: Record<string, string>, body: string | null) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
         const req = http.request(
-          {
-            agent,
-            method,
-            host: '127.0.0.1',
-            port,
-            path,
-            headers: {
-              apikey: anonKey,
-              authorization: `Bearer ${u.token}`,
-              accept,
-              ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
-            },
-          },
+          { agent, method, host: '127.0.0.1', port, path, headers: body ? { ...headers, 'content-length': String(Buffer.byteLength(body)) } : headers },
           (res) => {
             let text = '';
             res.setEncoding('utf8');
             res.on('data', (d: string) => (text += d));
-            res.on('end', () => (check(res.statusCode ?? 0, text) ? resolve() : reject(new Error(`REST ${method} ${path} ${res.statusCode}: ${text}`))));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
           },
         );
         req.on('error', reject);
         req.end(body ?? undefined);
       });
+    /** One REST request from worker `w`; `check` decides whether the answer is the right one. */
+    const restOnce = async (w: number, method: string, path: string, u: SeededUser, body: string | null, accept: string, check: (status: number, body: string) => boolean) => {
+      const headers: Record<string, string> = { apikey: anonKey, authorization: `Bearer ${u.token}`, accept, ...(body ? { 'content-type': 'application/json' } : {}) };
+      const answer = nodeClient ? await viaNode(method, path, headers, body) : await lean.request(w, method, path, headers, body);
+      if (!check(answer.status, answer.body)) throw new Error(`REST ${method} ${path} ${answer.status}: ${answer.body}`);
+    };
     /** A REST answer's body, whatever its status (for the same-answer check). */
-    const restBody = (method: string, path: string, u: SeededUser, body: string | null, accept: string) =>
-      new Promise<string>((resolve, reject) => {
-        restOnce(method, path, u, body, accept, (_, text) => {
-          resolve(text);
-          return true;
-        }).catch(reject);
-      });
+    const restBody = async (w: number, method: string, path: string, u: SeededUser, body: string | null, accept: string) => {
+      let text = '';
+      await restOnce(w, method, path, u, body, accept, (_, t) => ((text = t), true));
+      return text;
+    };
     // A keep-alive socket the server closed as idle just as it was reused: send again, once.
     const rest = (...args: Parameters<typeof restOnce>) =>
       restOnce(...args).catch((err: NodeJS.ErrnoException) => {
@@ -238,30 +235,31 @@ async function main() {
         select r.offer_id, r.redeemed_at, (select to_json(o) from (select o.title, o.percent_off from public.offers o where o.id = r.offer_id) o) as offers
           from public.redemptions r order by r.offer_id) x`;
     const redeemSql = 'select to_json(r)::text as body from public.redeem_offer($1) r';
-    const scenarios: { name: string; rest: (w: number) => Promise<void>; direct: (w: number) => Promise<void>; claimsDirect?: (w: number) => Promise<void>; same: (w: number) => Promise<[string, string | null]> }[] = [
+    const allScenarios: { name: string; rest: (w: number) => Promise<void>; direct: (w: number) => Promise<void>; claimsDirect?: (w: number) => Promise<void>; same: (w: number) => Promise<[string, string | null]> }[] = [
       {
         name: 'own profile read',
         rest: (w) =>
-          rest('GET', `/rest/v1/profiles?select=*&email=eq.${encodeURIComponent(user(w).email)}`, user(w), null, 'application/vnd.pgrst.object+json', (st, b) => st === 200 && b.includes(user(w).id)),
+          rest(w, 'GET', `/rest/v1/profiles?select=*&email=eq.${encodeURIComponent(user(w).email)}`, user(w), null, 'application/vnd.pgrst.object+json', (st, b) => st === 200 && b.includes(user(w).id)),
         direct: (w) => direct(w, profileSql, [user(w).email], (b) => b.includes(user(w).id)),
         // The server switches through hallpass.set_request_claims (0014: legacy claim settings too).
         claimsDirect: (w) => direct(w, profileSql, [user(w).email], (b) => b.includes(user(w).id), fullSwitch),
-        same: async (w) => [await restBody('GET', `/rest/v1/profiles?select=*&email=eq.${encodeURIComponent(user(w).email)}`, user(w), null, 'application/vnd.pgrst.object+json'), await directOnce(w, profileSql, [user(w).email])],
+        same: async (w) => [await restBody(w, 'GET', `/rest/v1/profiles?select=*&email=eq.${encodeURIComponent(user(w).email)}`, user(w), null, 'application/vnd.pgrst.object+json'), await directOnce(w, profileSql, [user(w).email])],
       },
       {
         name: 'embedded: own redemptions with their offers',
         rest: (w) =>
-          rest('GET', '/rest/v1/redemptions?select=offer_id,redeemed_at,offers(title,percent_off)&order=offer_id', user(w), null, 'application/json', (st, b) => st === 200 && b.split('"title"').length === 3),
+          rest(w, 'GET', '/rest/v1/redemptions?select=offer_id,redeemed_at,offers(title,percent_off)&order=offer_id', user(w), null, 'application/json', (st, b) => st === 200 && b.split('"title"').length === 3),
         direct: (w) => direct(w, redemptionsSql, [], (b) => b.split('"title"').length === 3),
-        same: async (w) => [await restBody('GET', '/rest/v1/redemptions?select=offer_id,redeemed_at,offers(title,percent_off)&order=offer_id', user(w), null, 'application/json'), await directOnce(w, redemptionsSql, [])],
+        same: async (w) => [await restBody(w, 'GET', '/rest/v1/redemptions?select=offer_id,redeemed_at,offers(title,percent_off)&order=offer_id', user(w), null, 'application/json'), await directOnce(w, redemptionsSql, [])],
       },
       {
         name: 'rpc: redeem_offer (already redeemed)',
-        rest: (w) => rest('POST', '/rest/v1/rpc/redeem_offer', user(w), JSON.stringify({ offer_id: offerIds[0] }), 'application/json', (st, b) => st === 200 && b.includes('"offer_id"')),
+        rest: (w) => rest(w, 'POST', '/rest/v1/rpc/redeem_offer', user(w), JSON.stringify({ offer_id: offerIds[0] }), 'application/json', (st, b) => st === 200 && b.includes('"offer_id"')),
         direct: (w) => direct(w, redeemSql, [offerIds[0]], (b) => b.includes('"offer_id"')),
-        same: async (w) => [await restBody('POST', '/rest/v1/rpc/redeem_offer', user(w), JSON.stringify({ offer_id: offerIds[0] }), 'application/json'), await directOnce(w, redeemSql, [offerIds[0]])],
+        same: async (w) => [await restBody(w, 'POST', '/rest/v1/rpc/redeem_offer', user(w), JSON.stringify({ offer_id: offerIds[0] }), 'application/json'), await directOnce(w, redeemSql, [offerIds[0]])],
       },
     ];
+    const scenarios = allScenarios.filter((sc) => sc.name.includes(process.env.BENCH_REST_SCENARIO ?? ''));
 
     // Both sides must answer with the same bytes, for every user, before anything is timed.
     for (const sc of scenarios) {
@@ -293,19 +291,30 @@ async function main() {
         if (sc.claimsDirect) claimsParts.push(await load('direct', sc.claimsDirect, roundSeconds, maxRequests, serverPid, backends));
         restParts.push(await load('rest', sc.rest, roundSeconds, maxRequests, serverPid, backends));
       }
-      const d = report(merge('direct pg (set local role + claims)', directParts));
+      const directAll = merge('direct pg (set local role + claims)', directParts);
+      const restAll = merge('/rest/v1 (supabase-js request)', restParts);
+      const d = report(directAll);
       let dc: number | undefined;
       if (claimsParts.length) {
         dc = report(merge('direct pg (hallpass.set_request_claims)', claimsParts));
         console.log(`set_request_claims costs ${(((d - dc) / d) * 100).toFixed(0)} % of direct throughput`);
       }
-      const r = report(merge('/rest/v1 (supabase-js request)', restParts));
+      const r = report(restAll);
       // For reading the gap: the data API sets the legacy claim names too (0014), which the plain switch does not.
       if (dc !== undefined) console.log(`ratio REST / direct with the same switch (set_request_claims): ${(r / dc).toFixed(2)}`);
       const ratio = r / d;
       console.log(`ratio REST / direct: ${ratio.toFixed(2)} (target >= ${target}) ${ratio >= target ? 'OK' : 'BELOW TARGET'}`);
+      // The same comparison by CPU, with the load generator left out: what one read costs the app
+      // and the database on each side (direct: the bench process, whose pg client is the app; REST:
+      // the server). It holds on any machine; the throughput ratio above also carries the load
+      // generator's share of these two cores.
+      const perRead = (x: Result, app: number) => (app + x.pgCpuMs) / Math.max(1, x.count);
+      const directCost = perRead(directAll, directAll.benchCpuMs);
+      const restCost = perRead(restAll, restAll.serverCpuMs);
+      console.log(`CPU per read (app + PostgreSQL): direct ${directCost.toFixed(3)} ms, REST ${restCost.toFixed(3)} ms; ratio ${(directCost / restCost).toFixed(2)}`);
     }
     agent.destroy();
+    lean.close();
   } finally {
     child?.kill('SIGTERM');
     if (child && child.exitCode === null) await new Promise((r) => child!.once('exit', r));
