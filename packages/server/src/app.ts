@@ -5,7 +5,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { isDatabaseUnavailable } from '@hallpass/db';
 import { errorCodes } from '@hallpass/protocol';
 import type { Deps } from './deps.ts';
-import type { AppEnv } from './http/context.ts';
+import { requestLog, type AppEnv } from './http/context.ts';
 import { homeRoutes } from './http/home.ts';
 import { publicConfigRoutes } from './http/public-config.routes.ts';
 import { corsHeaders, noStore, originCheck, securityHeaders } from './http/security.ts';
@@ -36,8 +36,6 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
   app.use(async (c, next) => {
     const requestId = randomUUID();
     c.set('requestId', requestId);
-    // The path only: query strings can carry link tokens, which must never reach a log.
-    c.set('log', deps.log.child({ requestId, method: c.req.method, path: c.req.path }));
     c.header('x-request-id', requestId);
     await next();
     deps.metrics.httpResponse(c.res.status);
@@ -104,10 +102,10 @@ export function createApp(deps: Deps, state: AppState = { ready: true }) {
     // A lost or refused database connection is an outage to wait out (503), not a bug of ours (500).
     if (isDatabaseUnavailable(err)) {
       deps.metrics.databaseUnavailable();
-      (c.var.log ?? deps.log).warn({ err: String(err) }, 'database unavailable');
+      requestLog(c, deps.log).warn({ err: String(err) }, 'database unavailable');
       return errorResponse(c, new AppError('database_unavailable', { retryAfter: 1 }));
     }
-    (c.var.log ?? deps.log).error({ err }, 'unhandled error');
+    requestLog(c, deps.log).error({ err }, 'unhandled error');
     return c.json({ error: { code: 'internal', message: errorCodes.internal.message, requestId: c.var.requestId } }, 500);
   });
 

@@ -9,7 +9,8 @@ import type { AccessClaims, Authenticated } from '../sessions/sessions.service.t
 export interface AppEnv {
   Variables: {
     requestId: string;
-    log: Logger;
+    /** Made by `requestLog` on first use. */
+    log?: Logger;
     auth: Authenticated;
     /** Set by `requireAccessToken`: verified claims whose session the handler checks in its own transaction. */
     token: { claims: AccessClaims };
@@ -19,6 +20,20 @@ export interface AppEnv {
 }
 
 export type AppContext = Context<AppEnv>;
+
+/**
+ * The request's logger (request id, method and path bound), made on first use: most requests never
+ * log, and a pino child with redaction costs a few microseconds to make.
+ */
+export function requestLog(c: Context<AppEnv>, base: Logger): Logger {
+  let log = c.get('log');
+  if (!log) {
+    // The path only: query strings can carry link tokens, which must never reach a log.
+    log = base.child({ requestId: c.get('requestId'), method: c.req.method, path: c.req.path });
+    c.set('log', log);
+  }
+  return log;
+}
 
 /**
  * The caller's address for per-IP limits and session records: the socket's peer, which a client

@@ -3,7 +3,7 @@ import { html } from 'hono/html';
 import { z } from 'zod';
 import type { ErrorCode } from '@hallpass/protocol';
 import type { Deps } from '../deps.ts';
-import { clientIp, type AppContext, type AppEnv } from '../http/context.ts';
+import { clientIp, requestLog, type AppContext, type AppEnv } from '../http/context.ts';
 import { readBindingCookie, setBindingCookie, setSessionCookies } from '../http/cookies.ts';
 import { emailField, readJson } from '../http/json.ts';
 import { page } from '../http/page.ts';
@@ -47,7 +47,7 @@ function requestContext(c: AppContext, deps: Pick<Deps, 'config'>): RequestConte
 function signedIn(c: AppContext, deps: Pick<Deps, 'config' | 'log' | 'metrics'>, v: Verified) {
   setSessionCookies(c, deps.config, v.issued);
   deps.metrics.signedIn(v.created);
-  c.var.log.info({ profileId: v.profile.id, sessionId: v.issued.session.id, created: v.created }, 'signed in');
+  requestLog(c, deps.log).info({ profileId: v.profile.id, sessionId: v.issued.session.id, created: v.created }, 'signed in');
 }
 
 /** The passwordless JSON API (`/api/auth/passwordless/*`) and the magic-link confirm page. */

@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
 import type { Deps } from '../deps.ts';
-import type { AppEnv } from '../http/context.ts';
+import { requestLog, type AppEnv } from '../http/context.ts';
 import { readJson } from '../http/json.ts';
 import { AppError } from '../shared/errors.ts';
 import { issueClientToken, resolveClientToken, type ClientIdentity } from './clients.service.ts';
@@ -69,7 +69,7 @@ export function scalekitRoutes(deps: Deps) {
     const creds = clientCredentials(c, form);
     const issued = creds ? await issueClientToken(deps, creds.id, creds.secret) : null;
     if (!issued) {
-      c.var.log.info({ clientId: creds?.id.slice(0, 40) }, 'oauth: client authentication failed');
+      requestLog(c, deps.log).info({ clientId: creds?.id.slice(0, 40) }, 'oauth: client authentication failed');
       return oauthError(c, 401, 'invalid_client');
     }
     c.header('cache-control', 'no-store');
@@ -89,7 +89,7 @@ export function scalekitRoutes(deps: Deps) {
         c.header('cache-control', 'no-store');
         return c.json(body);
       } catch (err) {
-        const e = toRestError(toScalekitError(err, c.var.log, call.credential));
+        const e = toRestError(toScalekitError(err, requestLog(c, deps.log), call.credential));
         if (e.body.retry_after !== undefined) c.header('retry-after', String(e.body.retry_after));
         if (e.status === 401) c.header('www-authenticate', 'Bearer');
         return c.json(e.body, e.status as ContentfulStatusCode);

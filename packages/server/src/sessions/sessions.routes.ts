@@ -1,7 +1,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import type { Deps } from '../deps.ts';
-import type { AppEnv } from '../http/context.ts';
+import { requestLog, type AppEnv } from '../http/context.ts';
 import { clearSessionCookies, readSessionCookies, setSessionCookies } from '../http/cookies.ts';
 import { findProfileById, toUser } from '../profiles/profiles.repository.ts';
 import { AppError } from '../shared/errors.ts';
@@ -95,7 +95,7 @@ export function sessionRoutes(deps: Deps) {
     try {
       const a = await authenticate(deps, bearer ? { accessToken: bearer, refreshToken: undefined } : tokens);
       await revokeSession(deps, a.session.id, 'logout');
-      c.var.log.info({ sessionId: a.session.id }, 'signed out');
+      requestLog(c, deps.log).info({ sessionId: a.session.id }, 'signed out');
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
     }
