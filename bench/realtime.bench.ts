@@ -15,7 +15,8 @@
 // per-table check function, from pg_stat_user_functions), and Supabase's published figures as the
 // reference. Users are signed in through the profiles and sessions features' functions (no email
 // round trip: this bench is about realtime). Bounded in sockets, rate and time; talks to 127.0.0.1
-// only. BENCH_NODE_ARGS (e.g. --cpu-prof) goes to the server, BENCH_DATABASE_URL names the server
+// only. BENCH_NODE_ARGS (e.g. --cpu-prof) goes to the server, BENCH_CLIENT_NODE_ARGS to the client
+// processes (the load generator), BENCH_DATABASE_URL names the server
 // (a fresh database is created in it and dropped at the end).
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -138,6 +139,8 @@ async function startServer() {
 
 interface Receipts {
   seq: Int32Array;
+  /** The changed row's id as the frame carried it (-1 where the part reads none). */
+  row: Int32Array;
   socket: Int32Array;
   at: Float64Array;
 }
@@ -147,19 +150,23 @@ interface Receipts {
  * process from its own loopback source address (so 25,000 connections do not run out of ephemeral
  * ports), and returns a handle that collects their receipts.
  */
-async function openClients(wsUrl: string, joins: Array<{ topic: string; payload: Record<string, unknown> }>, seqPattern: string) {
+async function openClients(
+  wsUrl: string,
+  joins: Array<{ topic: string; payload: Record<string, unknown> }>,
+  markers: { seqMarker: string; rowMarker?: string },
+) {
   const children: ChildProcess[] = [];
   const started = Date.now();
   const opened = await Promise.all(
     Array.from({ length: Math.ceil(joins.length / socketsPerClientProcess) }, async (_, k) => {
       const child = fork(fileURLToPath(new URL('./realtime-clients.ts', import.meta.url)), [], {
-        execArgv: ['--import', 'tsx'],
+        execArgv: [...(process.env.BENCH_CLIENT_NODE_ARGS ? process.env.BENCH_CLIENT_NODE_ARGS.split(' ') : []), '--import', 'tsx'],
         serialization: 'advanced',
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
       children.push(child);
       const share = joins.slice(k * socketsPerClientProcess, (k + 1) * socketsPerClientProcess);
-      child.send({ type: 'open', url: wsUrl, localAddress: `127.0.0.${2 + k}`, joins: share, parallel: 100, seqPattern });
+      child.send({ type: 'open', url: wsUrl, localAddress: `127.0.0.${2 + k}`, joins: share, parallel: 100, ...markers });
       const [msg] = (await once(child, 'message')) as [{ open: number; joined: number; refused: Record<string, number> }];
       return msg;
     }),
@@ -182,12 +189,16 @@ async function openClients(wsUrl: string, joins: Array<{ topic: string; payload:
           return { ...r, socket: r.socket.map((s) => s + k * socketsPerClientProcess) };
         }),
       );
-      return got.reduce<Receipts>(concatReceipts, { seq: new Int32Array(), socket: new Int32Array(), at: new Float64Array() });
+      return got.reduce<Receipts>(concatReceipts, emptyReceipts());
     },
     close() {
       for (const child of children) child.send({ type: 'close' });
     },
   };
+}
+
+function emptyReceipts(): Receipts {
+  return { seq: new Int32Array(), row: new Int32Array(), socket: new Int32Array(), at: new Float64Array() };
 }
 
 function concatReceipts(a: Receipts, b: Receipts): Receipts {
@@ -199,6 +210,7 @@ function concatReceipts(a: Receipts, b: Receipts): Receipts {
   };
   return {
     seq: join(a.seq, b.seq, (n) => new Int32Array(n)),
+    row: join(a.row, b.row, (n) => new Int32Array(n)),
     socket: join(a.socket, b.socket, (n) => new Int32Array(n)),
     at: join(a.at, b.at, (n) => new Float64Array(n)),
   };
@@ -308,7 +320,7 @@ async function rowsPart(users: User[]): Promise<void> {
       access_token: u.token,
     },
   }));
-  const clients = await openClients(server.wsUrl, joins, '"seq":(\\d+)');
+  const clients = await openClients(server.wsUrl, joins, { seqMarker: '"seq":' });
   console.log(`[rows] connected ${clients.open} sockets, ${clients.joined} joined, in ${fmt(clients.seconds)} s; server RSS ${rssMb(server.pid)} MB`);
 
   // Four connections writing in parallel (so commits interleave and land out of id order), each on
@@ -382,16 +394,19 @@ async function rowsPart(users: User[]): Promise<void> {
 }
 
 /** What one or more fan-out updates came to, judged against the members list. */
-function judgeFanout(receipts: Receipts, commitAt: Map<number, number>, sockets: number) {
+function judgeFanout(receipts: Receipts, commitAt: Map<number, number>, sockets: number, offerOf: Map<number, number>) {
   const latencies: number[] = [];
   const lastBySeq = new Map<number, number>();
   const perSeq = new Map<number, Set<number>>();
   let duplicates = 0;
   let toNonMembers = 0;
+  // A frame whose offer id is not the offer that update `seq` wrote (its new description carries seq).
+  let wrongOffer = 0;
   receipts.seq.forEach((s, k) => {
     const socket = receipts.socket[k]!;
     const at = commitAt.get(s);
     if (at === undefined) return;
+    if (receipts.row[k] !== offerOf.get(s)) wrongOffer++;
     if (!isMember(socket)) toNonMembers++;
     let got = perSeq.get(s);
     if (!got) perSeq.set(s, (got = new Set()));
@@ -404,14 +419,15 @@ function judgeFanout(receipts: Receipts, commitAt: Map<number, number>, sockets:
   const members = Array.from({ length: sockets }, (_, i) => i).filter(isMember).length;
   let missed = 0;
   for (const s of commitAt.keys()) missed += members - [...(perSeq.get(s) ?? [])].filter(isMember).length;
-  return { latencies, last: [...lastBySeq.values()], members, missed, duplicates, toNonMembers };
+  return { latencies, last: [...lastBySeq.values()], members, missed, duplicates, toNonMembers, wrongOffer };
 }
 
 async function fanoutPart(users: User[]): Promise<void> {
   const sockets = Math.min(fanoutSockets, users.length);
   const server = await startServer();
   console.log(`\n[fanout] server pid ${server.pid}; RSS idle ${rssMb(server.pid)} MB; connecting ${sockets} signed-in sockets to public.offers...`);
-  const clients = await openClients(server.wsUrl, offersJoins(users.slice(0, sockets)), 'seq:(\\d+)');
+  // Each frame's sequence number (in the new description) and the offer's id are read and checked.
+  const clients = await openClients(server.wsUrl, offersJoins(users.slice(0, sockets)), { seqMarker: 'seq:', rowMarker: '"record":{"id":' });
   console.log(
     `[fanout] connected ${clients.open} sockets, ${clients.joined} joined, in ${fmt(clients.seconds)} s; server RSS ${rssMb(server.pid)} MB` +
       (Object.keys(clients.refused).length ? `; refused: ${JSON.stringify(clients.refused)}` : ''),
@@ -420,13 +436,16 @@ async function fanoutPart(users: User[]): Promise<void> {
   await writer.connect();
   const { rows: offers } = await writer.query<{ id: string }>(`select id::text from public.offers where audience = 'members' order by id`);
   let seq = 0;
+  const offerOf = new Map<number, number>();
   const update = async (commitAt: Map<number, number>) => {
     const s = ++seq;
-    await writer.query(`update public.offers set description = $1 where id = $2`, [`Flash sale seq:${s}`, offers[s % offers.length]!.id]);
+    const id = offers[s % offers.length]!.id;
+    offerOf.set(s, Number(id));
+    await writer.query(`update public.offers set description = $1 where id = $2`, [`Flash sale seq:${s}`, id]);
     commitAt.set(s, now());
   };
   const settleUntilAllArrived = async (commitAt: Map<number, number>, expected: number, maxMs: number) => {
-    let receipts: Receipts = { seq: new Int32Array(), socket: new Int32Array(), at: new Float64Array() };
+    let receipts: Receipts = emptyReceipts();
     const merge = (more: Receipts) => (receipts = concatReceipts(receipts, more));
     for (const until = Date.now() + maxMs; receipts.seq.length < expected && Date.now() < until; ) {
       await sleep(100);
@@ -445,13 +464,13 @@ async function fanoutPart(users: User[]): Promise<void> {
   await meter.start();
   const single = new Map<number, number>();
   await update(single);
-  const one = judgeFanout(await settleUntilAllArrived(single, members, 10_000), single, sockets);
+  const one = judgeFanout(await settleUntilAllArrived(single, members, 10_000), single, sockets, offerOf);
   const oneCpuFor = await meter.stop(1);
   const oneDecisions = (await rlsDecisions(writer, true)) - before;
   const oneCpu = oneCpuFor(oneDecisions);
   report(
     `[fanout] 1 update of a members offer, ${sockets} subscribers (${members} members, ${sockets - members} not): ` +
-      `delivered ${one.latencies.length}, missed by members ${one.missed}, to non-members ${one.toNonMembers}, duplicates ${one.duplicates}; ` +
+      `delivered ${one.latencies.length}, missed by members ${one.missed}, to non-members ${one.toNonMembers}, duplicates ${one.duplicates}, wrong offer ${one.wrongOffer}; ` +
       `RLS decisions made by PostgreSQL ${oneDecisions}; last member received ${fmt(one.last[0] ?? NaN)} ms after commit; commit->receipt ${stats(one.latencies)}; ` +
       oneCpu,
   );
@@ -468,7 +487,7 @@ async function fanoutPart(users: User[]): Promise<void> {
     maxRss = Math.max(maxRss, rssMb(server.pid));
   }
   const elapsed = (Date.now() - start) / 1000;
-  const many = judgeFanout(await settleUntilAllArrived(steady, members * steady.size, 15_000), steady, sockets);
+  const many = judgeFanout(await settleUntilAllArrived(steady, members * steady.size, 15_000), steady, sockets, offerOf);
   const manyCpuFor = await meter.stop(steady.size);
   const manyDecisions = (await rlsDecisions(writer, true)) - before - oneDecisions;
   const manyCpu = manyCpuFor(manyDecisions);
@@ -476,12 +495,12 @@ async function fanoutPart(users: User[]): Promise<void> {
   report(
     `[fanout] ${steady.size} updates in ${fmt(elapsed)} s (load avg ${loadavg()[0]!.toFixed(1)}): delivered ${many.latencies.length} ` +
       `(${fmt(many.latencies.length / elapsed, 0)}/s) of ${members * steady.size}, missed by members ${many.missed}, to non-members ${many.toNonMembers}, ` +
-      `duplicates ${many.duplicates}; RLS decisions ${manyDecisions} (${fmt(manyDecisions / elapsed, 0)}/s) for ${sockets * steady.size} subscriber-updates; ` +
+      `duplicates ${many.duplicates}, wrong offer ${many.wrongOffer}; RLS decisions ${manyDecisions} (${fmt(manyDecisions / elapsed, 0)}/s) for ${sockets * steady.size} subscriber-updates; ` +
       `server RSS max ${maxRss} MB; commit->receipt ${stats(many.latencies)}; last member per update p50 ${fmt(percentile(lastSorted, 50))} ms, max ${fmt(lastSorted.at(-1) ?? NaN)} ms; ` +
       manyCpu,
   );
-  const ok = one.missed + one.toNonMembers + one.duplicates + many.missed + many.toNonMembers + many.duplicates === 0;
-  report(`[fanout] every member received every update once and no non-member received any: ${ok ? 'yes' : 'NO'}`);
+  const ok = one.missed + one.toNonMembers + one.duplicates + one.wrongOffer + many.missed + many.toNonMembers + many.duplicates + many.wrongOffer === 0;
+  report(`[fanout] every member received every update once (its offer id and new description) and no non-member received any: ${ok ? 'yes' : 'NO'}`);
   if (!ok) process.exitCode = 1;
   report(`[fanout] reference: ${supabaseReference}`);
   clients.close();
@@ -502,7 +521,8 @@ async function socketsPart(users: User[]): Promise<void> {
   const server = await startServer();
   const idle = rssMb(server.pid);
   console.log(`\n[sockets] server pid ${server.pid}; RSS idle ${idle} MB; connecting ${sockets} signed-in sockets...`);
-  const clients = await openClients(server.wsUrl, offersJoins(users.slice(0, sockets)), 'seq:(\\d+)');
+  // Each frame's sequence number (in the new description) and the offer's id are read and checked.
+  const clients = await openClients(server.wsUrl, offersJoins(users.slice(0, sockets)), { seqMarker: 'seq:', rowMarker: '"record":{"id":' });
   // Let the joins' garbage go before reading RSS (a steady state, not the connect burst).
   await sleep(3000);
   const rss = rssMb(server.pid);
