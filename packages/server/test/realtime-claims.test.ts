@@ -1,6 +1,7 @@
 import { createTestDatabase, type TestDatabase } from '@hallpass/db/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cachedClaimValues, subscriberClaims } from '../src/realtime/realtime.claims.ts';
+import { checkVisible, type VisibilityCheck } from '../src/realtime/realtime.repository.ts';
 import { runMigrations } from '../src/server.ts';
 
 let t: TestDatabase;
@@ -87,4 +88,24 @@ it('decides with the prepared values as it does by parsing: the same answers for
   // The first subscriber sees rows 1, 2 and 4 (uid, email, tenant); anon sees row 3 only.
   expect(rows[0]!.parsed.slice(0, 4)).toEqual([true, true, false, true]);
   expect(rows[0]!.parsed.slice(8, 12)).toEqual([false, false, true, false]);
+});
+
+it('sends the claim arrays in binary to a PostgreSQL server and gets the same answers as from the text literals', async () => {
+  // Runs after the test above (its claim_probe table). The binary arrays are node-postgres only
+  // (a Buffer parameter goes in binary format); on PGlite the hub sends the literals.
+  const checks: VisibilityCheck[] = cases.flatMap((claims) =>
+    [1, 2, 3, 4].map((id) => ({
+      table: '"public"."claim_probe"',
+      row: { id },
+      deleted: false,
+      role: String(claims.role),
+      claims: JSON.stringify(claims),
+      subscriber: subscriberClaims(claims, JSON.stringify(claims)),
+    })),
+  );
+  const literal = await checkVisible(t.db, checks, false);
+  expect(literal.slice(0, 4)).toEqual([true, true, false, true]);
+  expect(literal.slice(8, 12)).toEqual([false, false, true, false]);
+  if (t.db.kind !== 'postgres') return;
+  expect(await checkVisible(t.db, checks, false, { binaryArrays: true })).toEqual(literal);
 });

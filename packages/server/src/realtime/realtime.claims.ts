@@ -14,6 +14,30 @@ export interface SubscriberClaims {
    * and the helpers parse them in PostgreSQL.
    */
   cached: { uid: string; email: string; role: string; tenant: string } | null;
+  /**
+   * The claims and the four values again, as elements of PostgreSQL's binary array format (each a
+   * 4-byte length, then its UTF-8 bytes; length -1 for NULL), back to back in that order, for a
+   * server connection: a call's arrays are then bytes copied together here and copied in by
+   * PostgreSQL (array_recv), where the text literals above make a 200 KB string per call to join,
+   * flatten and encode here and to scan character by character there (array_in).
+   */
+  binary: Buffer;
+  /** Where the uid, email, role and tenant elements start in `binary` (the claims start at 0). */
+  binaryAt: readonly [number, number, number, number];
+}
+
+/** PostgreSQL's binary array elements for the values, back to back, and where each starts. */
+export function binaryElements(values: ReadonlyArray<string | null>): { bytes: Buffer; starts: number[] } {
+  const lengths = values.map((v) => (v === null ? -1 : Buffer.byteLength(v, 'utf8')));
+  const bytes = Buffer.allocUnsafe(lengths.reduce((sum, n) => sum + 4 + Math.max(n, 0), 0));
+  const starts: number[] = [];
+  let at = 0;
+  values.forEach((v, i) => {
+    starts.push(at);
+    at = bytes.writeInt32BE(lengths[i]!, at);
+    if (v !== null) at += bytes.write(v, at, 'utf8');
+  });
+  return { bytes, starts };
 }
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -54,8 +78,11 @@ export function subscriberClaims(claims: Record<string, unknown>, claimsJson: st
   // Text PostgreSQL's jsonb refuses (a NUL character, a lone surrogate) makes auth.jwt() answer null
   // for these claims: no cache, so the helpers say so themselves.
   const values = /\\u(0000|d[89a-f])/i.test(claimsJson) ? null : cachedClaimValues(claims);
+  const { bytes, starts } = binaryElements([claimsJson, values?.uid ?? null, values?.email ?? null, values?.role ?? null, values?.tenant ?? null]);
   return {
     claimsElement: flatArrayElement(claimsJson),
     cached: values && { uid: arrayElement(values.uid), email: arrayElement(values.email), role: arrayElement(values.role), tenant: arrayElement(values.tenant) },
+    binary: bytes,
+    binaryAt: [starts[1]!, starts[2]!, starts[3]!, starts[4]!],
   };
 }

@@ -66,6 +66,8 @@ export interface HubOptions {
 interface Change {
   row: EventRow;
   info: TableInfo;
+  /** The table, quoted for the RLS call (`qualified`). */
+  table: string;
   /** Table and primary key: what one RLS decision is about. */
   rowKey: string;
   /** The live row's primary key, one object for every subscriber's check. */
@@ -75,11 +77,14 @@ interface Change {
   frames: Map<string, SharedFrame>;
 }
 
-/** A channel's events in one dispatch, and where its RLS answers are in its call's result. */
+/**
+ * A channel's events in one dispatch, each with the ids of its matching bindings and where its RLS
+ * answer is in its call's result (-1: not checked). A plain list, not a Map per channel: a fan-out
+ * makes one of these for each of 10,000 channels, and a channel rarely has more than a few events.
+ */
 interface ChannelWork {
   channel: HubChannel;
-  items: Array<{ change: Change; ids: number[] }>;
-  checkAt: Map<string, number>;
+  items: Array<{ change: Change; ids: number[]; at: number }>;
 }
 
 /**
@@ -230,18 +235,24 @@ export class Hub {
         this.sendBroadcast(row, only, replayed);
         continue;
       }
-      const targets = await this.candidates(row, only);
-      if (!targets.size) continue;
-      const info = (await this.table(row.schema_name!, row.table_name!))!;
+      const info = await this.table(row.schema_name!, row.table_name!);
+      if (!info) continue;
       // A deleted row is its own question (judged on its old image), apart from the live row's.
       const image = row.op === 'DELETE' ? `DELETE\u0000${JSON.stringify(pick(row.old_record ?? {}, info.pk))}` : JSON.stringify(pick(row.record ?? {}, info.pk));
-      const change: Change = { row, info, rowKey: `${qualified(info)}\u0000${image}`, pk: undefined, data: new Map(), frames: new Map() };
-      changes.push(change);
-      for (const [channel, ids] of targets) {
+      const table = qualified(info);
+      const change: Change = { row, info, table, rowKey: `${table}\u0000${image}`, pk: undefined, data: new Map(), frames: new Map() };
+      let matched = false;
+      this.candidates(row, info, only, (channel, bindingId) => {
+        matched = true;
         let w = work.get(channel);
-        if (!w) work.set(channel, (w = { channel, items: [], checkAt: new Map() }));
-        w.items.push({ change, ids });
-      }
+        if (!w) work.set(channel, (w = { channel, items: [] }));
+        const last = w.items[w.items.length - 1];
+        // Two equal bindings of one channel share an id (bindingId): listed once.
+        if (last?.change === change) {
+          if (!last.ids.includes(bindingId)) last.ids.push(bindingId);
+        } else w.items.push({ change, ids: [bindingId], at: -1 });
+      });
+      if (matched) changes.push(change);
     }
     if (!changes.length) return;
     // The payload of each change is serialised once per role (the columns it may see).
@@ -268,17 +279,24 @@ export class Hub {
       }
       if (!call || call.checks.length >= this.checksPerCall) calls.push((call = { works: [], checks: [] }));
       call.works.push(w);
-      for (const { change } of rows) {
+      for (let k = 0; k < rows.length; k++) {
+        const item = rows[k]!;
+        const { change } = item;
         // One decision per subscriber and row: two events of one row in this batch are the same
         // question ("may this subscriber see the row now?"), asked once.
-        if (w.checkAt.has(change.rowKey)) continue;
-        w.checkAt.set(change.rowKey, call.checks.length);
+        let earlier = -1;
+        for (let e = 0; e < k && earlier === -1; e++) if (rows[e]!.change.rowKey === change.rowKey) earlier = rows[e]!.at;
+        if (earlier !== -1) {
+          item.at = earlier;
+          continue;
+        }
+        item.at = call.checks.length;
         const deleted = change.row.op === 'DELETE';
         const row = deleted ? (change.row.old_record ?? {}) : (change.pk ??= pick(change.row.record!, change.info.pk));
         const identity = w.channel.identity;
         let subscriber = this.prepared.get(identity);
         if (!subscriber) this.prepared.set(identity, (subscriber = subscriberClaims(claims, claimsJson)));
-        call.checks.push({ table: qualified(change.info), row, deleted, role: claims.role, claims: claimsJson, subscriber });
+        call.checks.push({ table: change.table, row, deleted, role: claims.role, claims: claimsJson, subscriber });
       }
     }
     for (const w of unchecked) this.deliverWork(w, [], replayed);
@@ -288,7 +306,7 @@ export class Hub {
         const { works, checks } = calls[next++]!;
         let visible: boolean[];
         try {
-          visible = await checkVisible(this.db, checks, await this.legacyClaimsUsed());
+          visible = await checkVisible(this.db, checks, await this.legacyClaimsUsed(), { binaryArrays: this.db.kind === 'postgres' });
         } catch (err) {
           // Nothing is sent unchecked: a failed call drops its events (logged).
           this.log.error({ err }, 'realtime: RLS check failed; dropping the events it was for');
@@ -304,9 +322,8 @@ export class Hub {
   /** Sends a channel its events of this dispatch, in id order, those RLS let it see. */
   private deliverWork(w: ChannelWork, visible: readonly boolean[], replayed: boolean): void {
     const { channel } = w;
-    for (const { change, ids } of w.items) {
-      const at = w.checkAt.get(change.rowKey);
-      if (at !== undefined && !visible[at]) {
+    for (const { change, ids, at } of w.items) {
+      if (at !== -1 && !visible[at]) {
         this.stats.dropped++;
         continue;
       }
@@ -339,40 +356,30 @@ export class Hub {
     }
   }
 
-  /** Channels whose bindings match the change, with the ids of the matching bindings. */
-  private async candidates(row: EventRow, only?: HubChannel): Promise<Map<HubChannel, number[]>> {
-    const out = new Map<HubChannel, number[]>();
-    const info = await this.table(row.schema_name!, row.table_name!);
-    if (!info) return out;
+  /** Calls `each` for every channel binding that matches the change (a channel once per binding). */
+  private candidates(row: EventRow, info: TableInfo, only: HubChannel | undefined, each: (channel: HubChannel, bindingId: number) => void): void {
     const image = (row.op === 'DELETE' ? row.old_record : row.record) ?? {};
     const kinds = new Map(info.columns.map((c) => [c.name, columnKind(c.type)]));
-    const consider = (entry: Entry) => {
-      const { binding } = entry;
+    const consider = (channel: HubChannel, binding: PgBinding) => {
       if (binding.event !== '*' && binding.event !== row.op) return;
       if (binding.filter && !matchesFilter(binding.filter, kinds.get(binding.filter.column) ?? 'text', image)) return;
-      const ids = out.get(entry.channel);
-      // Two equal bindings of one channel share an id (bindingId): listed once.
-      if (ids) {
-        if (!ids.includes(binding.id)) ids.push(binding.id);
-      }
-      else out.set(entry.channel, [binding.id]);
+      each(channel, binding.id);
     };
     if (only) {
       for (const binding of only.bindings) {
-        if (binding.schema === row.schema_name && (binding.table === row.table_name || binding.table === '*')) consider({ channel: only, binding });
+        if (binding.schema === row.schema_name && (binding.table === row.table_name || binding.table === '*')) consider(only, binding);
       }
-      return out;
+      return;
     }
     for (const key of [`${row.schema_name}.${row.table_name}`, `${row.schema_name}.*`]) {
       const subs = this.tables.get(key);
       if (!subs) continue;
       for (const [column, byValue] of subs.eq) {
         const v = canonical(kinds.get(column) ?? 'text', image[column]);
-        if (v !== null) for (const entry of byValue.get(v) ?? []) consider(entry);
+        if (v !== null) for (const entry of byValue.get(v) ?? []) consider(entry.channel, entry.binding);
       }
-      for (const entry of subs.scan) consider(entry);
+      for (const entry of subs.scan) consider(entry.channel, entry.binding);
     }
-    return out;
   }
 
   /** The columns `role` may select on the table (cached): events carry and filters use only these. */

@@ -23,22 +23,54 @@ export interface PreparedFrame extends Omit<Frame, 'payload'> {
 
 /**
  * A prepared frame many channels receive alike: each distinct (vsn, join ref, topic) is encoded to
- * bytes once, in `encoded`, and the same Buffer is handed to every socket that matches (a fan-out
+ * bytes once, in `encoded`, and the same bytes are handed to every socket that matches (a fan-out
  * to 10,000 sockets that joined alike is one encoding, not 10,000).
  */
 export interface SharedFrame extends Omit<PreparedFrame, 'joinRef' | 'topic'> {
-  encoded: Map<string, Buffer>;
+  encoded: Map<string, WireFrame>;
+}
+
+/**
+ * One Phoenix message as a complete WebSocket text frame the way a server sends it (final, not
+ * masked: RFC 6455 section 5.2), so the same bytes are right for every socket: `wire` is header and
+ * payload in one Buffer, `payload` the message alone (a view of it).
+ */
+export interface WireFrame {
+  readonly wire: Buffer;
+  readonly payload: Buffer;
 }
 
 /** What the hub hands a channel: a frame without the channel's own join ref and topic. */
 export type OutgoingFrame = Omit<Frame, 'joinRef' | 'topic'> | Omit<PreparedFrame, 'joinRef' | 'topic'> | SharedFrame;
 
-/** The bytes of a shared frame for one channel, encoded on first use. */
-export function encodeShared(vsn: Vsn, joinRef: string | null, topic: string, f: SharedFrame): Buffer {
-  const key = `${vsn}\u0000${joinRef ?? ''}\u0000${joinRef === null ? 'n' : 's'}\u0000${topic}`;
-  let buf = f.encoded.get(key);
-  if (!buf) f.encoded.set(key, (buf = Buffer.from(encodeFrame(vsn, { joinRef, ref: f.ref, topic, event: f.event, payloadJson: f.payloadJson }))));
-  return buf;
+/** The key of a channel's copy in `SharedFrame.encoded`: fixed for a channel, so built once per channel. */
+export function sharedFrameKey(vsn: Vsn, joinRef: string | null, topic: string): string {
+  return `${vsn}\u0000${joinRef ?? ''}\u0000${joinRef === null ? 'n' : 's'}\u0000${topic}`;
+}
+
+/** The frame of a shared frame for one channel (`key` from sharedFrameKey), encoded on first use. */
+export function encodeShared(vsn: Vsn, key: string, joinRef: string | null, topic: string, f: SharedFrame): WireFrame {
+  let frame = f.encoded.get(key);
+  if (!frame) f.encoded.set(key, (frame = wireFrame(encodeFrame(vsn, { joinRef, ref: f.ref, topic, event: f.event, payloadJson: f.payloadJson }))));
+  return frame;
+}
+
+/** A text message as one final, unmasked WebSocket frame (FIN + opcode 1, then its length). */
+export function wireFrame(text: string): WireFrame {
+  const length = Buffer.byteLength(text);
+  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const wire = Buffer.allocUnsafe(header + length);
+  wire[0] = 0x81;
+  if (header === 2) wire[1] = length;
+  else if (header === 4) {
+    wire[1] = 126;
+    wire.writeUInt16BE(length, 2);
+  } else {
+    wire[1] = 127;
+    wire.writeBigUInt64BE(BigInt(length), 2);
+  }
+  wire.write(text, header, 'utf8');
+  return { wire, payload: wire.subarray(header) };
 }
 
 export function encodeFrame(vsn: Vsn, f: Frame | PreparedFrame): string {

@@ -1,5 +1,5 @@
 import type { Queryable } from '@hallpass/db';
-import { arrayElement, type SubscriberClaims } from './realtime.claims.ts';
+import { arrayElement, binaryElements, type SubscriberClaims } from './realtime.claims.ts';
 
 export interface EventRow {
   id: number;
@@ -126,7 +126,12 @@ export interface VisibilityCheck {
  * looked up by primary key as the subscriber; deleted rows are judged by the table's SELECT policies
  * on their old image (migration 0016). A batch without deletes runs exactly the one function.
  */
-export async function checkVisible(q: Queryable, checks: readonly VisibilityCheck[], legacyClaims = true): Promise<boolean[]> {
+export async function checkVisible(
+  q: Queryable,
+  checks: readonly VisibilityCheck[],
+  legacyClaims = true,
+  options: { binaryArrays?: boolean } = {},
+): Promise<boolean[]> {
   if (checks.length === 0) return [];
   const live = checks.filter((c) => !c.deleted);
   const gone = checks.filter((c) => c.deleted);
@@ -151,6 +156,20 @@ export async function checkVisible(q: Queryable, checks: readonly VisibilityChec
       return e;
     };
     const cachedOr = (f: (v: NonNullable<SubscriberClaims['cached']>) => string) => literal((_, s) => (s.cached ? f(s.cached) : 'NULL'));
+    if (options.binaryArrays) {
+      // node-postgres sends a Buffer parameter in binary format: the text arrays go as
+      // PostgreSQL's binary array encoding, copied together from each subscriber's prepared bytes.
+      // Element k of a subscriber's bytes: 0 the claims, then uid, email, role, tenant.
+      const part = (s: SubscriberClaims, k: number) => [k === 0 ? 0 : s.binaryAt[k - 1]!, k < 4 ? s.binaryAt[k]! : s.binary.length] as const;
+      const subscribers = list.map((c) => c.subscriber!);
+      const bytes = subscribers.map((s) => s.binary);
+      return [
+        literal((c) => rowElement(c.table)),
+        literal((c) => rowElement(c.row)),
+        binaryTextArray(list.map((c) => roleElement(c.role)), (b) => [0, b.length]),
+        ...[0, 1, 2, 3, 4].map((k) => binaryTextArray(bytes, (_, i) => part(subscribers[i]!, k))),
+      ];
+    }
     return [
       literal((c) => rowElement(c.table)),
       literal((c) => rowElement(c.row)),
@@ -179,6 +198,46 @@ export async function checkVisible(q: Queryable, checks: readonly VisibilityChec
   let i = 0;
   let j = 0;
   return checks.map((c) => (c.deleted ? d[j++] : v[i++]) ?? false);
+}
+
+const textOid = 25;
+const roleElements = new Map<string, Buffer>();
+
+/** A role's binary array element (roles are few: kept). */
+function roleElement(role: string): Buffer {
+  let e = roleElements.get(role);
+  if (!e) {
+    e = binaryElements([role]).bytes;
+    if (roleElements.size < 100) roleElements.set(role, e);
+  }
+  return e;
+}
+
+/**
+ * A one-dimensional text[] in PostgreSQL's binary format (array_recv): a header, then each
+ * element's `[start, end)` bytes of its buffer, already in element form (length, then bytes).
+ */
+function binaryTextArray(buffers: readonly Buffer[], range: (b: Buffer, i: number) => readonly [number, number]): Buffer {
+  let size = 20;
+  const ranges = buffers.map((b, i) => {
+    const r = range(b, i);
+    size += r[1] - r[0];
+    return r;
+  });
+  const out = Buffer.allocUnsafe(size);
+  let hasNull = 0;
+  let at = 20;
+  buffers.forEach((b, i) => {
+    const [start, end] = ranges[i]!;
+    if (b.readInt32BE(start) === -1) hasNull = 1;
+    at += b.copy(out, at, start, end);
+  });
+  out.writeInt32BE(1, 0); // dimensions
+  out.writeInt32BE(hasNull, 4);
+  out.writeUInt32BE(textOid, 8);
+  out.writeInt32BE(buffers.length, 12);
+  out.writeInt32BE(1, 16); // lower bound
+  return out;
 }
 
 /** Does any policy or function outside Hallpass read the legacy claim settings (migration 0021)? */

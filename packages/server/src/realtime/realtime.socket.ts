@@ -4,7 +4,7 @@ import type { Deps } from '../deps.ts';
 import { checkFilter } from './realtime.filters.ts';
 import { apiKeyIdentity, type Identity, type IdentityResolver, type UserIdentity } from '../sessions/identity.ts';
 import type { ChangeEvent, Hub, HubChannel, PgBinding } from './realtime.hub.ts';
-import { decodeBinary, decodeText, encodeFrame, encodeShared, type Frame, type OutgoingFrame, type PreparedFrame, type SharedFrame, type Vsn } from './realtime.protocol.ts';
+import { decodeBinary, decodeText, encodeFrame, encodeShared, sharedFrameKey, type Frame, type OutgoingFrame, type PreparedFrame, type SharedFrame, type Vsn, type WireFrame } from './realtime.protocol.ts';
 import { createBucket, limitReasons, type Bucket, type RealtimeLimits } from './realtime.limits.ts';
 import { readReplay, type BroadcastInput } from './realtime.repository.ts';
 
@@ -41,9 +41,14 @@ const replayLimit = 1000;
  */
 const maxBufferedBytes = 4 * 1024 * 1024;
 
+/** The upgraded TCP socket under `ws`, as far as sending uses it. */
+type Transport = { cork(): void; uncork(): void; write(chunk: Buffer): boolean };
+
 interface JoinedChannel extends HubChannel {
   joinRef: string;
   topic: string;
+  /** This channel's key in a shared frame's encodings (sharedFrameKey). */
+  frameKey: string;
   expiryTimer: NodeJS.Timeout | undefined;
   /** Live events held back while a replay is being sent, so the order stays by id. */
   pending: Array<{ id: number; frame: OutgoingFrame }> | null;
@@ -69,7 +74,13 @@ export class RealtimeSocket {
   private corked = false;
 
   /** The stream under `ws` (the upgraded TCP socket): corked so that one tick's frames are one write. */
-  private readonly transport: { cork(): void; uncork(): void } | undefined;
+  private readonly transport: Transport | undefined;
+  /**
+   * The transport, when a frame's bytes may go to it as they are: no extension was negotiated (no
+   * per-message deflate), so a final text frame is the same bytes for every socket and `ws` keeps
+   * no state between frames that such a write would skip.
+   */
+  private readonly wire: Transport | undefined;
 
   constructor(
     private readonly deps: RealtimeDeps,
@@ -77,9 +88,10 @@ export class RealtimeSocket {
     private readonly ws: WebSocket,
     private readonly conn: Connection,
     private readonly instance: SocketsShared,
-    transport?: { cork(): void; uncork(): void },
+    transport?: Transport,
   ) {
     this.transport = transport;
+    this.wire = transport && ws.extensions === '' ? transport : undefined;
     const now = () => deps.clock.now().getTime();
     this.broadcasts = createBucket(deps.config.realtime.broadcastsPerSecond, now);
     this.joinTimer = setTimeout(() => {
@@ -117,7 +129,7 @@ export class RealtimeSocket {
     this.ws.terminate();
   }
 
-  private send(frame: Frame | PreparedFrame | Buffer): void {
+  private send(frame: Frame | PreparedFrame | WireFrame): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     // Backpressure: a client that stopped reading would make us buffer every event for it. Past
     // the cap it is cut off; it reconnects and catches up by replay, and memory stays bounded.
@@ -134,8 +146,12 @@ export class RealtimeSocket {
       this.transport.cork();
       process.nextTick(uncorkSocket, this);
     }
-    if (Buffer.isBuffer(frame)) this.ws.send(frame, { binary: false });
-    else this.ws.send(encodeFrame(this.conn.vsn, frame));
+    // A shared frame's bytes go straight to the socket: ws.send would frame the same payload again
+    // for each of 10,000 sockets (a header Buffer, an options object and two writes each).
+    if ('wire' in frame) {
+      if (this.wire) this.wire.write(frame.wire);
+      else this.ws.send(frame.payload, { binary: false });
+    } else this.ws.send(encodeFrame(this.conn.vsn, frame));
   }
 
   /** Ends this tick's cork (see `send`). */
@@ -145,8 +161,8 @@ export class RealtimeSocket {
   }
 
   /** One channel's copy of a frame: a shared frame's bytes are encoded once for all alike channels. */
-  private frameFor(ch: JoinedChannel, f: OutgoingFrame): Frame | PreparedFrame | Buffer {
-    if ('encoded' in f) return encodeShared(this.conn.vsn, ch.joinRef, ch.topic, f as SharedFrame);
+  private frameFor(ch: JoinedChannel, f: OutgoingFrame): Frame | PreparedFrame | WireFrame {
+    if ('encoded' in f) return encodeShared(this.conn.vsn, ch.frameKey, ch.joinRef, ch.topic, f as SharedFrame);
     return { ...f, joinRef: ch.joinRef, topic: ch.topic };
   }
 
@@ -251,6 +267,7 @@ export class RealtimeSocket {
       key: `${this.conn.id}:${joinRef}`,
       joinRef,
       topic: frame.topic,
+      frameKey: sharedFrameKey(this.conn.vsn, joinRef, frame.topic),
       subTopic,
       isPrivate,
       broadcastSelf: broadcast.self === true,
