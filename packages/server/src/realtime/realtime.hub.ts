@@ -150,7 +150,19 @@ export class Hub {
     return this.legacyClaims.used;
   }
 
+  /**
+   * An identity's claims prepared for the RLS call, made once. A channel with change bindings has
+   * them made when it joins, so the first change after a flash-sale crowd joined does not pay for
+   * 10,000 of them before its first decision.
+   */
+  private subscriberOf(identity: Identity): SubscriberClaims {
+    let subscriber = this.prepared.get(identity);
+    if (!subscriber) this.prepared.set(identity, (subscriber = subscriberClaims(identity.claims, identity.claimsJson)));
+    return subscriber;
+  }
+
   add(channel: HubChannel): void {
+    if (channel.bindings.length && channel.identity.role !== 'service_role') this.subscriberOf(channel.identity);
     const list: Entry[] = [];
     for (const binding of channel.bindings) {
       const entry: Entry = { channel, binding };
@@ -204,6 +216,7 @@ export class Hub {
     if (channel.identity.sessionId) removeFrom(this.sessions, channel.identity.sessionId, channel);
     channel.identity = identity;
     if (identity.sessionId && this.entries.has(channel)) addTo(this.sessions, identity.sessionId, channel);
+    if (channel.bindings.length && identity.role !== 'service_role' && this.entries.has(channel)) this.subscriberOf(identity);
   }
 
   /** Session ids some channel is bound to (for the periodic liveness check). */
@@ -293,9 +306,7 @@ export class Hub {
         item.at = call.checks.length;
         const deleted = change.row.op === 'DELETE';
         const row = deleted ? (change.row.old_record ?? {}) : (change.pk ??= pick(change.row.record!, change.info.pk));
-        const identity = w.channel.identity;
-        let subscriber = this.prepared.get(identity);
-        if (!subscriber) this.prepared.set(identity, (subscriber = subscriberClaims(claims, claimsJson)));
+        const subscriber = this.subscriberOf(w.channel.identity);
         call.checks.push({ table: change.table, row, deleted, role: claims.role, claims: claimsJson, subscriber });
       }
     }
