@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signApiKey } from '../src/sessions/api-keys.ts';
 import { startTestServer, type TestServer } from './harness.ts';
@@ -70,19 +71,25 @@ describe('legacy claim settings only while something reads them (0026)', () => {
   });
 
   it("follows an app role's DDL too, which may not replace Hallpass's functions itself", async () => {
+    // Roles are the whole cluster's on a PostgreSQL server: a name of this run's own, dropped after.
+    const role = `flag_app_${randomBytes(4).toString('hex')}`;
     await server.db.exec(`
-      create role flag_app nologin;
-      grant usage, create on schema public to flag_app;
+      create role ${role} nologin;
+      grant usage, create on schema public to ${role};
       create table public.flag_app_notes (email text);
-      alter table public.flag_app_notes owner to flag_app;
+      alter table public.flag_app_notes owner to ${role};
     `);
-    await server.db.transaction(async (tx) => {
-      await tx.query('set local role flag_app');
-      await tx.query(`create policy "app notes" on public.flag_app_notes using (email = current_setting('request.jwt.claim.email', true))`);
-    });
-    expect(await needed()).toBe(true);
-    await server.db.exec('drop table public.flag_app_notes');
-    expect(await needed()).toBe(false);
+    try {
+      await server.db.transaction(async (tx) => {
+        await tx.query(`set local role ${role}`);
+        await tx.query(`create policy "app notes" on public.flag_app_notes using (email = current_setting('request.jwt.claim.email', true))`);
+      });
+      expect(await needed()).toBe(true);
+      await server.db.exec('drop table public.flag_app_notes');
+      expect(await needed()).toBe(false);
+    } finally {
+      await server.db.exec(`drop table if exists public.flag_app_notes; revoke all on schema public from ${role}; drop role ${role}`);
+    }
   });
 
   it.each([
