@@ -4,16 +4,33 @@
  * decision: a fan-out to 10,000 subscribers at 10 changes a second would otherwise parse and escape
  * 100,000 claim sets a second.
  */
-export interface SubscriberClaims {
+export class SubscriberClaims {
+  // Each form is made on first use and kept: a server connection only ever asks for the binary
+  // one, PGlite only for the text one, and every joined socket holds one of these (a fan-out's
+  // 10,000 sockets, 25,000 on one instance), so the unused form is not made.
+  #text: { claimsElement: string; cached: CachedValues | null } | undefined;
+  #binary: { bytes: Buffer; at: readonly [number, number, number, number] } | undefined;
+
+  constructor(
+    private readonly claims: Record<string, unknown>,
+    private readonly claimsJson: string,
+  ) {}
+
   /** `request.jwt.claims`, as a quoted element of a PostgreSQL text array literal. */
-  claimsElement: string;
+  get claimsElement(): string {
+    return this.text().claimsElement;
+  }
+
   /**
    * The values migration 0023's claim cache holds for these claims, in its encoding, each as a
    * quoted array element: exactly what auth.uid(), auth.email(), auth.role() and auth.tenant_id()
    * answer when they parse the claims (see `cachedClaimValues`). Null: these claims are not cached
    * and the helpers parse them in PostgreSQL.
    */
-  cached: { uid: string; email: string; role: string; tenant: string } | null;
+  get cached(): CachedValues | null {
+    return this.text().cached;
+  }
+
   /**
    * The claims and the four values again, as elements of PostgreSQL's binary array format (each a
    * 4-byte length, then its UTF-8 bytes; length -1 for NULL), back to back in that order, for a
@@ -21,10 +38,49 @@ export interface SubscriberClaims {
    * PostgreSQL (array_recv), where the text literals above make a 200 KB string per call to join,
    * flatten and encode here and to scan character by character there (array_in).
    */
-  binary: Buffer;
+  get binary(): Buffer {
+    return this.bin().bytes;
+  }
+
   /** Where the uid, email, role and tenant elements start in `binary` (the claims start at 0). */
-  binaryAt: readonly [number, number, number, number];
+  get binaryAt(): readonly [number, number, number, number] {
+    return this.bin().at;
+  }
+
+  /** Makes the form a connection of this kind sends now, so the first change does not wait for it. */
+  prepare(binary: boolean): void {
+    if (binary) this.bin();
+    else this.text();
+  }
+
+  // Text PostgreSQL's jsonb refuses (a NUL character, a lone surrogate) makes auth.jwt() answer null
+  // for these claims: no cache, so the helpers say so themselves.
+  private values(): CachedValues | null {
+    return /\\u(0000|d[89a-f])/i.test(this.claimsJson) ? null : cachedClaimValues(this.claims);
+  }
+
+  private text() {
+    if (!this.#text) {
+      const v = this.values();
+      this.#text = {
+        claimsElement: flatArrayElement(this.claimsJson),
+        cached: v && { uid: arrayElement(v.uid), email: arrayElement(v.email), role: arrayElement(v.role), tenant: arrayElement(v.tenant) },
+      };
+    }
+    return this.#text;
+  }
+
+  private bin() {
+    if (!this.#binary) {
+      const v = this.values();
+      const { bytes, starts } = binaryElements([this.claimsJson, v?.uid ?? null, v?.email ?? null, v?.role ?? null, v?.tenant ?? null]);
+      this.#binary = { bytes, at: [starts[1]!, starts[2]!, starts[3]!, starts[4]!] };
+    }
+    return this.#binary;
+  }
 }
+
+type CachedValues = { uid: string; email: string; role: string; tenant: string };
 
 /** PostgreSQL's binary array elements for the values, back to back, and where each starts. */
 export function binaryElements(values: ReadonlyArray<string | null>): { bytes: Buffer; starts: number[] } {
@@ -75,14 +131,5 @@ export function cachedClaimValues(claims: Record<string, unknown>): { uid: strin
 }
 
 export function subscriberClaims(claims: Record<string, unknown>, claimsJson: string): SubscriberClaims {
-  // Text PostgreSQL's jsonb refuses (a NUL character, a lone surrogate) makes auth.jwt() answer null
-  // for these claims: no cache, so the helpers say so themselves.
-  const values = /\\u(0000|d[89a-f])/i.test(claimsJson) ? null : cachedClaimValues(claims);
-  const { bytes, starts } = binaryElements([claimsJson, values?.uid ?? null, values?.email ?? null, values?.role ?? null, values?.tenant ?? null]);
-  return {
-    claimsElement: flatArrayElement(claimsJson),
-    cached: values && { uid: arrayElement(values.uid), email: arrayElement(values.email), role: arrayElement(values.role), tenant: arrayElement(values.tenant) },
-    binary: bytes,
-    binaryAt: [starts[1]!, starts[2]!, starts[3]!, starts[4]!],
-  };
+  return new SubscriberClaims(claims, claimsJson);
 }

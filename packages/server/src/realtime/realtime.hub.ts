@@ -102,6 +102,10 @@ export class Hub {
   private legacyClaims: { used: Promise<boolean>; at: number } | undefined;
   /** Each identity's claims prepared for the RLS call once (an identity is replaced, never changed). */
   private readonly prepared = new WeakMap<Identity, SubscriberClaims>();
+  /** A server connection takes the RLS call's arrays in binary form (checkVisible); PGlite as text. */
+  private get binaryArrays(): boolean {
+    return this.db.kind === 'postgres';
+  }
   /** Counters for operators and the bench. */
   readonly stats = { delivered: 0, checks: 0, dropped: 0 };
 
@@ -157,7 +161,10 @@ export class Hub {
    */
   private subscriberOf(identity: Identity): SubscriberClaims {
     let subscriber = this.prepared.get(identity);
-    if (!subscriber) this.prepared.set(identity, (subscriber = subscriberClaims(identity.claims, identity.claimsJson)));
+    if (!subscriber) {
+      this.prepared.set(identity, (subscriber = subscriberClaims(identity.claims, identity.claimsJson)));
+      subscriber.prepare(this.binaryArrays);
+    }
     return subscriber;
   }
 
@@ -317,7 +324,7 @@ export class Hub {
         const { works, checks } = calls[next++]!;
         let visible: boolean[];
         try {
-          visible = await checkVisible(this.db, checks, await this.legacyClaimsUsed(), { binaryArrays: this.db.kind === 'postgres' });
+          visible = await checkVisible(this.db, checks, await this.legacyClaimsUsed(), { binaryArrays: this.binaryArrays });
         } catch (err) {
           // Nothing is sent unchecked: a failed call drops its events (logged).
           this.log.error({ err }, 'realtime: RLS check failed; dropping the events it was for');
