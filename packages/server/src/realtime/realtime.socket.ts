@@ -65,7 +65,7 @@ export class RealtimeSocket {
    * Client broadcasts go through a token bucket per socket and then the instance's budget: each is a
    * row in the event log and a fan-out, so one client must not be able to flood them.
    */
-  private readonly broadcasts: Bucket;
+  private broadcasts: Bucket | undefined;
   /** Closes a socket that joins nothing (an idle socket only holds a slot); cleared by the first join. */
   private joinTimer: NodeJS.Timeout | undefined;
   lastSeen = Date.now();
@@ -92,8 +92,6 @@ export class RealtimeSocket {
   ) {
     this.transport = transport;
     this.wire = transport && ws.extensions === '' ? transport : undefined;
-    const now = () => deps.clock.now().getTime();
-    this.broadcasts = createBucket(deps.config.realtime.broadcastsPerSecond, now);
     this.joinTimer = setTimeout(() => {
       if (this.channels.size === 0) ws.close(1008, limitReasons.joinTimeout);
     }, deps.config.realtime.joinTimeoutSeconds * 1000);
@@ -290,6 +288,7 @@ export class RealtimeSocket {
     if (raced) this.drop(raced);
     this.channels.set(frame.topic, ch);
     clearTimeout(this.joinTimer);
+    this.joinTimer = undefined;
     this.hub.add(ch);
     this.armExpiry(ch);
 
@@ -380,6 +379,9 @@ export class RealtimeSocket {
   }
 
   private async clientBroadcast(ch: JoinedChannel, frame: Frame): Promise<void> {
+    // Made on the first broadcast (it starts full, as it would have at connect): most sockets never
+    // send one, and 25,000 sockets each holding a bucket is memory for nothing.
+    this.broadcasts ??= createBucket(this.deps.config.realtime.broadcastsPerSecond, () => this.deps.clock.now().getTime());
     if (!this.broadcasts.take()) {
       this.deps.metrics.limited('realtime_broadcast');
       return this.reply(frame, 'error', { reason: limitReasons.socketMessages });
