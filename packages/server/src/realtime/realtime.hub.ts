@@ -60,6 +60,11 @@ export interface HubOptions {
   checksPerCall?: number;
   /** Calls in flight at once (each on its own pooled connection). @default 3 */
   parallelCalls?: number;
+  /**
+   * Events waiting for their RLS decision past which `accept` waits for room (the log reader then
+   * stops reading until the hub catches up): memory stays bounded under any load. @default 50,000
+   */
+  maxQueued?: number;
 }
 
 /** One change of a dispatch and its payload JSON by role. */
@@ -78,13 +83,36 @@ interface Change {
 }
 
 /**
- * A channel's events in one dispatch, each with the ids of its matching bindings and where its RLS
- * answer is in its call's result (-1: not checked). A plain list, not a Map per channel: a fan-out
- * makes one of these for each of 10,000 channels, and a channel rarely has more than a few events.
+ * One event for one channel: the ids of its matching bindings, where its RLS answer is in its call's
+ * result (-1: not checked), and the tally of the dispatch waiting for it, if one waits.
  */
-interface ChannelWork {
+interface WorkItem {
+  change: Change;
+  ids: readonly number[];
+  at: number;
+  replayed: boolean;
+  tally: Tally | undefined;
+  /** Counted in the hub's `queued` (sent at once, it never was). */
+  queued: boolean;
+}
+
+/** Events of one dispatch still to be delivered or dropped; `done` runs when none are left. */
+interface Tally {
+  left: number;
+  done(): void;
+}
+
+/**
+ * A channel's events waiting for RLS, in id order. A channel is in at most one call at a time (its
+ * events go out in id order); events that arrive while it is `deciding` wait for the next call.
+ * Events that arrive while it is `queued` join the call it is queued for: a change of a row the
+ * channel already waits on is the same question ("may this subscriber see the row now?"), so a
+ * burst of updates to one row costs each subscriber one decision per turn, not one per update.
+ */
+interface ChannelQueue {
   channel: HubChannel;
-  items: Array<{ change: Change; ids: number[]; at: number }>;
+  items: WorkItem[];
+  state: 'queued' | 'deciding';
 }
 
 /**
@@ -111,6 +139,18 @@ export class Hub {
 
   private readonly checksPerCall: number;
   private readonly parallelCalls: number;
+  private readonly maxQueued: number;
+  /** Channels with events waiting for RLS (queued or in a call). */
+  private readonly queues = new Map<HubChannel, ChannelQueue>();
+  /** Queued channels in turn order (from `readyAt`): each call takes the next ones. */
+  private ready: ChannelQueue[] = [];
+  private readyAt = 0;
+  private callsInFlight = 0;
+  /** Events in `queues` not yet delivered or dropped. */
+  private queued = 0;
+  /** Waiters for room under maxQueued, and for the queues to empty (idle). */
+  private roomWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly db: Db,
@@ -120,6 +160,7 @@ export class Hub {
   ) {
     this.checksPerCall = options.checksPerCall ?? 500;
     this.parallelCalls = options.parallelCalls ?? 3;
+    this.maxQueued = options.maxQueued ?? 50_000;
   }
 
   /**
@@ -195,6 +236,14 @@ export class Hub {
     const list = this.entries.get(channel);
     if (!list) return;
     this.entries.delete(channel);
+    // Its queued events go nowhere now (one in a call is let go when the call answers).
+    const queue = this.queues.get(channel);
+    if (queue?.state === 'queued') {
+      this.queues.delete(channel);
+      const items = queue.items;
+      queue.items = [];
+      for (const item of items) this.settle(item, false);
+    }
     for (const entry of list) {
       const key = `${entry.binding.schema}.${entry.binding.table}`;
       const subs = this.tables.get(key);
@@ -241,15 +290,42 @@ export class Hub {
   }
 
   /**
-   * Delivers log rows to every matching channel (or, for a replay, to `only`). Each INSERT/UPDATE
-   * is checked against the table's RLS once per subscriber and row, as that subscriber, in
-   * PostgreSQL: batched many subscribers to a call, a few calls at a time, and each call's
-   * subscribers are sent their events as soon as it answers (a fan-out to 10,000 subscribers
-   * starts sending after the first chunk, not the last).
+   * Delivers log rows to every matching channel (or, for a replay, to `only`) and resolves when
+   * every one of them was sent or dropped. Each INSERT/UPDATE is checked against the table's RLS
+   * once per subscriber and row, as that subscriber, in PostgreSQL (see `accept` for how).
    */
   async dispatch(rows: readonly EventRow[], only?: HubChannel, replayed = false): Promise<void> {
-    const changes: Change[] = [];
-    const work = new Map<HubChannel, ChannelWork>();
+    let done!: () => void;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const tally: Tally = { left: 1, done };
+    await this.enqueue(rows, only, replayed, tally);
+    this.settleTally(tally);
+    await finished;
+  }
+
+  /**
+   * The log reader's entry: queues the rows' events and resolves once they are queued and the
+   * queue has room (under `maxQueued`), not when they are delivered, so the next rows join the
+   * queues while these are decided. Broadcasts go out at once. Each channel with events is queued
+   * for RLS in turn; a call takes the next `checksPerCall` checks of queued channels, a few calls
+   * at a time, and each call's channels are sent their events as soon as it answers. A channel's
+   * events go out in id order, and an event that arrives while its channel waits in the queue joins
+   * that channel's turn: a fan-out to 10,000 subscribers that changes ten times a second sweeps the
+   * subscribers in turns, each deciding every row a subscriber waits on once, instead of 10,000
+   * decisions per change queued behind each other.
+   */
+  async accept(rows: readonly EventRow[]): Promise<void> {
+    await this.enqueue(rows, undefined, false, undefined);
+    while (this.queued > this.maxQueued) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** Resolves when no event waits for RLS and no call is in flight (for shutdown and tests). */
+  idle(): Promise<void> {
+    if (this.queues.size === 0 && this.callsInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async enqueue(rows: readonly EventRow[], only: HubChannel | undefined, replayed: boolean, tally: Tally | undefined): Promise<void> {
     for (const row of rows) {
       if (row.kind === 'broadcast') {
         this.sendBroadcast(row, only, replayed);
@@ -261,100 +337,160 @@ export class Hub {
       const image = row.op === 'DELETE' ? `DELETE\u0000${JSON.stringify(pick(row.old_record ?? {}, info.pk))}` : JSON.stringify(pick(row.record ?? {}, info.pk));
       const table = qualified(info);
       const change: Change = { row, info, table, rowKey: `${table}\u0000${image}`, pk: undefined, data: new Map(), frames: new Map() };
-      let matched = false;
-      this.candidates(row, info, only, (channel, bindingId) => {
-        matched = true;
-        let w = work.get(channel);
-        if (!w) work.set(channel, (w = { channel, items: [] }));
-        const last = w.items[w.items.length - 1];
+      // Who matched, as (channel, binding id) pairs in one flat list: a fan-out is 10,000 of them.
+      const matched: Array<HubChannel | number> = [];
+      this.candidates(row, info, only, (channel, bindingId) => void matched.push(channel, bindingId));
+      if (!matched.length) continue;
+      // The payload is serialised once per role (the columns it may see), before any of its events
+      // is queued: a call that answers meanwhile sends only events whose payload is ready.
+      for (let i = 0; i < matched.length; i += 2) {
+        const role = (matched[i] as HubChannel).identity.claims.role;
+        if (!change.data.has(role)) change.data.set(role, JSON.stringify(changeData(row, info, await this.selectable(role, info))));
+      }
+      // One binding-id list per binding, shared by the items that matched only it.
+      const single = new Map<number, readonly number[]>();
+      // service_role bypasses RLS in Postgres too: sent now, unless earlier events of the channel
+      // still wait (a token swap mid-queue), which keeps its events in id order.
+      let now: Map<HubChannel, WorkItem> | undefined;
+      for (let i = 0; i < matched.length; i += 2) {
+        const channel = matched[i] as HubChannel;
+        const bindingId = matched[i + 1] as number;
+        let queue = this.queues.get(channel);
+        let item: WorkItem | undefined;
+        if (!queue && channel.identity.claims.role === 'service_role') {
+          item = (now ??= new Map()).get(channel);
+          if (!item) now.set(channel, (item = this.workItem(change, [], replayed, tally)));
+        } else {
+          if (!queue) {
+            this.queues.set(channel, (queue = { channel, items: [], state: 'queued' }));
+            this.ready.push(queue);
+          }
+          const last = queue.items[queue.items.length - 1];
+          if (last?.change === change) item = last;
+          else {
+            let ids = single.get(bindingId);
+            if (!ids) single.set(bindingId, (ids = [bindingId]));
+            queue.items.push(this.workItem(change, ids, replayed, tally));
+            this.queued++;
+            queue.items[queue.items.length - 1]!.queued = true;
+            continue;
+          }
+        }
         // Two equal bindings of one channel share an id (bindingId): listed once.
-        if (last?.change === change) {
-          if (!last.ids.includes(bindingId)) last.ids.push(bindingId);
-        } else w.items.push({ change, ids: [bindingId], at: -1 });
-      });
-      if (matched) changes.push(change);
+        if (!item.ids.includes(bindingId)) item.ids = [...item.ids, bindingId];
+      }
+      for (const [channel, item] of now ?? []) this.send(channel, item);
     }
-    if (!changes.length) return;
-    // The payload of each change is serialised once per role (the columns it may see).
-    for (const w of work.values()) {
-      for (const { change } of w.items) {
-        const role = w.channel.identity.claims.role;
-        if (!change.data.has(role)) change.data.set(role, JSON.stringify(changeData(change.row, change.info, await this.selectable(role, change.info))));
-      }
-    }
-
-    // Which (subscriber, row) pairs RLS must decide, grouped into calls by subscriber so that each
-    // channel's events are all answered by one call and go out in id order.
-    const unchecked: ChannelWork[] = [];
-    const calls: Array<{ works: ChannelWork[]; checks: VisibilityCheck[] }> = [];
-    let call: { works: ChannelWork[]; checks: VisibilityCheck[] } | undefined;
-    for (const w of work.values()) {
-      const { claims, claimsJson } = w.channel.identity;
-      // service_role bypasses RLS in Postgres too. A DELETE is checked against its old row image:
-      // only who could read the row before it went hears of it (hallpass.realtime_visible_old).
-      const rows = claims.role === 'service_role' ? [] : w.items;
-      if (!rows.length) {
-        unchecked.push(w);
-        continue;
-      }
-      if (!call || call.checks.length >= this.checksPerCall) calls.push((call = { works: [], checks: [] }));
-      call.works.push(w);
-      for (let k = 0; k < rows.length; k++) {
-        const item = rows[k]!;
-        const { change } = item;
-        // One decision per subscriber and row: two events of one row in this batch are the same
-        // question ("may this subscriber see the row now?"), asked once.
-        let earlier = -1;
-        for (let e = 0; e < k && earlier === -1; e++) if (rows[e]!.change.rowKey === change.rowKey) earlier = rows[e]!.at;
-        if (earlier !== -1) {
-          item.at = earlier;
-          continue;
-        }
-        item.at = call.checks.length;
-        const deleted = change.row.op === 'DELETE';
-        const row = deleted ? (change.row.old_record ?? {}) : (change.pk ??= pick(change.row.record!, change.info.pk));
-        const subscriber = this.subscriberOf(w.channel.identity);
-        call.checks.push({ table: change.table, row, deleted, role: claims.role, claims: claimsJson, subscriber });
-      }
-    }
-    for (const w of unchecked) this.deliverWork(w, [], replayed);
-    let next = 0;
-    const runCalls = async () => {
-      while (next < calls.length) {
-        const { works, checks } = calls[next++]!;
-        let visible: boolean[];
-        try {
-          visible = await checkVisible(this.db, checks, await this.legacyClaimsUsed(), { binaryArrays: this.binaryArrays });
-        } catch (err) {
-          // Nothing is sent unchecked: a failed call drops its events (logged).
-          this.log.error({ err }, 'realtime: RLS check failed; dropping the events it was for');
-          visible = checks.map(() => false);
-        }
-        this.stats.checks += checks.length;
-        for (const w of works) this.deliverWork(w, visible, replayed);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.parallelCalls, calls.length) }, runCalls));
+    this.pump();
   }
 
-  /** Sends a channel its events of this dispatch, in id order, those RLS let it see. */
-  private deliverWork(w: ChannelWork, visible: readonly boolean[], replayed: boolean): void {
-    const { channel } = w;
-    for (const { change, ids, at } of w.items) {
-      if (at !== -1 && !visible[at]) {
-        this.stats.dropped++;
-        continue;
+  private workItem(change: Change, ids: readonly number[], replayed: boolean, tally: Tally | undefined): WorkItem {
+    if (tally) tally.left++;
+    return { change, ids, at: -1, replayed, tally, queued: false };
+  }
+
+  /** Starts calls while fewer than `parallelCalls` are in flight and channels are queued. */
+  private pump(): void {
+    while (this.callsInFlight < this.parallelCalls && this.readyAt < this.ready.length) {
+      const taken: Array<{ queue: ChannelQueue; items: WorkItem[] }> = [];
+      const checks: VisibilityCheck[] = [];
+      while (checks.length < this.checksPerCall && this.readyAt < this.ready.length) {
+        const queue = this.ready[this.readyAt++]!;
+        // Emptied by remove() after it was queued.
+        if (!queue.items.length) continue;
+        const items = queue.items;
+        queue.items = [];
+        queue.state = 'deciding';
+        taken.push({ queue, items });
+        const { identity } = queue.channel;
+        // A DELETE is checked against its old row image: only who could read the row before it went
+        // hears of it (hallpass.realtime_visible_old).
+        if (identity.claims.role === 'service_role') continue;
+        for (let k = 0; k < items.length; k++) {
+          const item = items[k]!;
+          const { change } = item;
+          // One decision per subscriber and row: two events of one row in this turn are the same
+          // question ("may this subscriber see the row now?"), asked once.
+          let earlier = -1;
+          for (let e = 0; e < k && earlier === -1; e++) if (items[e]!.change.rowKey === change.rowKey) earlier = items[e]!.at;
+          if (earlier !== -1) {
+            item.at = earlier;
+            continue;
+          }
+          item.at = checks.length;
+          const deleted = change.row.op === 'DELETE';
+          const row = deleted ? (change.row.old_record ?? {}) : (change.pk ??= pick(change.row.record!, change.info.pk));
+          checks.push({ table: change.table, row, deleted, role: identity.claims.role, claims: identity.claimsJson, subscriber: this.subscriberOf(identity) });
+        }
       }
-      const role = channel.identity.claims.role;
-      const key = `${role}\u0000${ids.join(',')}`;
-      let frame = change.frames.get(key);
-      if (!frame) {
-        const payloadJson = `{"ids":[${ids.join(',')}],"data":${change.data.get(role)!}}`;
-        change.frames.set(key, (frame = { ref: null, event: 'postgres_changes', payloadJson, encoded: new Map() }));
+      if (this.readyAt > 1024 && this.readyAt * 2 > this.ready.length) {
+        this.ready = this.ready.slice(this.readyAt);
+        this.readyAt = 0;
       }
-      channel.deliver(change.row.id, frame);
-      this.delivered(change.row, replayed);
+      if (!taken.length) break;
+      this.callsInFlight++;
+      void this.decide(taken, checks).finally(() => {
+        this.callsInFlight--;
+        this.pump();
+        if (this.queues.size === 0 && this.callsInFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      });
     }
+  }
+
+  /** One call's RLS answers, then each of its channels' events sent (or dropped) in id order. */
+  private async decide(taken: ReadonlyArray<{ queue: ChannelQueue; items: WorkItem[] }>, checks: VisibilityCheck[]): Promise<void> {
+    let visible: boolean[] = [];
+    if (checks.length) {
+      try {
+        visible = await checkVisible(this.db, checks, await this.legacyClaimsUsed(), { binaryArrays: this.binaryArrays });
+      } catch (err) {
+        // Nothing is sent unchecked: a failed call drops its events (logged).
+        this.log.error({ err }, 'realtime: RLS check failed; dropping the events it was for');
+        visible = checks.map(() => false);
+      }
+      this.stats.checks += checks.length;
+    }
+    for (const { queue, items } of taken) {
+      for (const item of items) {
+        if (item.at === -1 || visible[item.at]) this.send(queue.channel, item);
+        else this.settle(item, false);
+      }
+      // Events that came meanwhile wait for the channel's next turn.
+      if (queue.items.length && this.queues.get(queue.channel) === queue) {
+        queue.state = 'queued';
+        this.ready.push(queue);
+      } else if (this.queues.get(queue.channel) === queue) this.queues.delete(queue.channel);
+    }
+  }
+
+  /** Sends one event to a channel (its frame shared by every channel that joined alike). */
+  private send(channel: HubChannel, item: WorkItem): void {
+    const { change, ids } = item;
+    const role = channel.identity.claims.role;
+    const key = `${role}\u0000${ids.join(',')}`;
+    let frame = change.frames.get(key);
+    if (!frame) {
+      const payloadJson = `{"ids":[${ids.join(',')}],"data":${change.data.get(role)!}}`;
+      change.frames.set(key, (frame = { ref: null, event: 'postgres_changes', payloadJson, encoded: new Map() }));
+    }
+    channel.deliver(change.row.id, frame);
+    this.delivered(change.row, item.replayed);
+    this.settle(item, true);
+  }
+
+  /** An event is done with: sent (`sent`) or dropped. */
+  private settle(item: WorkItem, sent: boolean): void {
+    if (!sent) this.stats.dropped++;
+    if (item.queued) {
+      item.queued = false;
+      this.queued--;
+    }
+    if (item.tally) this.settleTally(item.tally);
+    if (this.queued <= this.maxQueued && this.roomWaiters.length) for (const wake of this.roomWaiters.splice(0)) wake();
+  }
+
+  private settleTally(tally: Tally): void {
+    if (--tally.left === 0) tally.done();
   }
 
   private delivered(row: EventRow, replayed: boolean): void {

@@ -59,12 +59,12 @@ export async function startLogReader(db: Db, options: LogReaderOptions): Promise
       for (const id of newGaps) gaps.set(id, bound);
     }
     if (fresh.length) {
-      // Delivery is chained (so it stays in id order) but not awaited: the next read overlaps the
-      // RLS checks of this batch. Rows read while a dispatch runs join the one batch waiting behind
-      // it (in read order, as they would have been sent), so a burst of changes to one row is one
-      // RLS decision per subscriber per batch, not one per read: under a fan-out load the work per
-      // change shrinks as the load grows. A waiting batch past batchSize makes reading wait for the
-      // running dispatch, so a slow delivery slows reading and memory stays bounded.
+      // Handing rows over is chained (so they arrive in id order) but not awaited: the next read
+      // overlaps it. The hub's `accept` resolves once the rows are queued for their RLS decisions
+      // (each channel's events in order; a change joins a turn its channel is still waiting for, see
+      // Hub.accept) and waits only while its queue is over its bound. Meanwhile rows read join the
+      // one batch waiting here (in read order), and a waiting batch past batchSize makes reading
+      // wait too, so a slow delivery slows reading and memory stays bounded.
       if (waiting && waiting.length >= batchSize) await dispatching;
       if (waiting) waiting.push(...fresh);
       else {

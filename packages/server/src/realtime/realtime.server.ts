@@ -46,7 +46,7 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
   const shared: SocketsShared = { limits, identities, logBroadcast: logBatch };
 
   const reader = await startLogReader(db, {
-    onEvents: (rows) => hub.dispatch(rows),
+    onEvents: (rows) => hub.accept(rows),
     onError: (err) => log.error({ err }, 'realtime: reading the event log failed'),
   });
   const instanceId = randomUUID();
@@ -174,6 +174,8 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
       await wakeOthers.stop();
       if (readSoon) clearTimeout(readSoon);
       await reader.stop();
+      // RLS calls in flight finish before the database is closed under them.
+      await hub.idle();
     },
   };
 }
