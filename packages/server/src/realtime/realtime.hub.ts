@@ -243,6 +243,7 @@ export class Hub {
       const items = queue.items;
       queue.items = [];
       for (const item of items) this.settle(item, false);
+      this.wakeIfIdle();
     }
     for (const entry of list) {
       const key = `${entry.binding.schema}.${entry.binding.table}`;
@@ -429,12 +430,18 @@ export class Hub {
       }
       if (!taken.length) break;
       this.callsInFlight++;
-      void this.decide(taken, checks).finally(() => {
-        this.callsInFlight--;
-        this.pump();
-        if (this.queues.size === 0 && this.callsInFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
-      });
+      void this.decide(taken, checks)
+        .catch((err: unknown) => this.log.error({ err }, 'realtime: delivering checked events failed'))
+        .finally(() => {
+          this.callsInFlight--;
+          this.pump();
+          this.wakeIfIdle();
+        });
     }
+  }
+
+  private wakeIfIdle(): void {
+    if (this.queues.size === 0 && this.callsInFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   /** One call's RLS answers, then each of its channels' events sent (or dropped) in id order. */
