@@ -1,6 +1,8 @@
 // `npm run bench:realtime`: one Hallpass instance (a child process) on PostgreSQL at 127.0.0.1 and
-// raw WebSocket clients in child processes (bench/realtime-clients.ts). Three parts, each on a fresh
-// server process (BENCH_REALTIME_PARTS, default rows,fanout,sockets):
+// raw WebSocket clients in child processes (bench/realtime-clients.ts): the lean client of
+// bench/lean-ws.ts, which takes less of the shared cores from the server and PostgreSQL than `ws`'s
+// does (BENCH_WS_CLIENT=ws selects `ws`'s, to compare). Three parts, each on a fresh server process
+// (BENCH_REALTIME_PARTS, default rows,fanout,sockets):
 //
 // - rows: BENCH_SOCKETS (10,000) sockets each subscribed to its own profile row (RLS-checked); a
 //   writer updates random profiles at BENCH_RATES (500,2000) per second for BENCH_SECONDS (10) each.
