@@ -88,17 +88,27 @@ it('decides a fan-out per subscriber in chunked RLS calls: members get every eve
   expect(hub.stats.dropped).toBe(4 * 3);
 });
 
-it('a change that comes while a channel waits its turn joins that turn; one that comes while the channel is being decided gets a decision of its own', async () => {
-  const [a, b] = [randomUUID(), randomUUID()].map((sub, i) => channel(`turn${i}`, { role: 'authenticated', sub, email: `turn${i}@example.com` }));
-  // One check per call, one call at a time: `a` is decided first while `b` waits.
+/**
+ * Two signed-in channels `a` and `b` on a hub that makes one check per call, one call at a time (so
+ * `a` is decided while `b` waits its turn), and the events `write` then logs.
+ */
+async function twoInTurn(name: string, write: (a: HubChannel, b: HubChannel) => Promise<void>) {
+  const [a, b] = [randomUUID(), randomUUID()].map((sub, i) => channel(`${name}${i}`, { role: 'authenticated', sub, email: `${name}${i}@example.com` }));
   const hub = new Hub(t.db, pino({ level: 'silent' }), createMetrics(), { checksPerCall: 1, parallelCalls: 1 });
   await hub.table('public', 'deals');
   hub.add(a!);
   hub.add(b!);
   const { rows: before } = await t.db.query<{ id: number }>('select coalesce(max(id), 0)::int as id from hallpass.realtime_events');
-  await t.db.query(`insert into public.deals (id, audience, readers) values (10, 'members', $1)`, [[a!.identity.sub, b!.identity.sub]]);
-  await t.db.query(`update public.deals set note = 'sale' where id = 10`);
+  await write(a!, b!);
   const { rows } = await readEventsAfter(t.db, before[0]!.id, 100);
+  return { a: a!, b: b!, hub, rows };
+}
+
+it('a change that comes while a channel waits its turn joins that turn; one that comes while the channel is being decided gets a decision of its own', async () => {
+  const { a, b, hub, rows } = await twoInTurn('turn', async (a, b) => {
+    await t.db.query(`insert into public.deals (id, audience, readers) values (10, 'members', $1)`, [[a.identity.sub, b.identity.sub]]);
+    await t.db.query(`update public.deals set note = 'sale' where id = 10`);
+  });
   expect(rows).toHaveLength(2);
 
   // accept() returns once queued: the second change arrives while `a` is in its call and `b` waits.
@@ -106,26 +116,22 @@ it('a change that comes while a channel waits its turn joins that turn; one that
   await hub.accept([rows[1]!]);
   await hub.idle();
 
-  for (const c of [a!, b!]) expect(c.received.map((r) => r.eventId), c.key).toEqual(rows.map((r) => r.id));
-  expect(b!.received.map((r) => r.payload.data.record.note)).toEqual([null, 'sale']);
+  for (const c of [a, b]) expect(c.received.map((r) => r.eventId), c.key).toEqual(rows.map((r) => r.id));
+  expect(b.received.map((r) => r.payload.data.record.note)).toEqual([null, 'sale']);
   // a: one decision per turn (two turns); b: both changes in its one turn.
   expect(hub.stats.checks).toBe(3);
 });
 
-it('drops the queued events of a channel that leaves, and a dispatch still resolves', async () => {
-  const [a, b] = [randomUUID(), randomUUID()].map((sub, i) => channel(`gone${i}`, { role: 'authenticated', sub, email: `gone${i}@example.com` }));
-  const hub = new Hub(t.db, pino({ level: 'silent' }), createMetrics(), { checksPerCall: 1, parallelCalls: 1 });
-  await hub.table('public', 'deals');
-  hub.add(a!);
-  hub.add(b!);
-  const { rows: before } = await t.db.query<{ id: number }>('select coalesce(max(id), 0)::int as id from hallpass.realtime_events');
-  await t.db.query(`insert into public.deals (id, audience) values (20, 'everyone')`);
-  const { rows } = await readEventsAfter(t.db, before[0]!.id, 100);
-  const done = hub.dispatch(rows);
-  // `a` is in the first call; `b` waits its turn and leaves before it.
-  hub.remove(b!);
-  await done;
-  expect(a!.received.map((r) => r.eventId)).toEqual(rows.map((r) => r.id));
-  expect(b!.received).toEqual([]);
+it('drops the queued events of a channel that leaves before its turn, undecided', async () => {
+  const { a, b, hub, rows } = await twoInTurn('gone', async () => {
+    await t.db.query(`insert into public.deals (id, audience) values (20, 'everyone')`);
+  });
+  // accept() returns once queued: `a` is in the first call, `b` waits its turn and leaves before it.
+  await hub.accept(rows);
+  hub.remove(b);
   await hub.idle();
+  expect(a.received.map((r) => r.eventId)).toEqual(rows.map((r) => r.id));
+  expect(b.received).toEqual([]);
+  expect(hub.stats.checks).toBe(1);
+  expect(hub.stats.dropped).toBe(1);
 });
