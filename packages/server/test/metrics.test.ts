@@ -49,6 +49,7 @@ describe('GET /metrics', () => {
     expect(sample(scrape, 'hallpass_mail_delivery_attempts_total')).toBeGreaterThanOrEqual(2);
     expect(sample(scrape, 'hallpass_mail_outbox_depth')).toBeGreaterThanOrEqual(0);
     expect(sample(scrape, 'hallpass_realtime_sockets')).toBe(0);
+    expect(sample(scrape, 'hallpass_realtime_queued_events')).toBe(0);
     expect(sample(scrape, 'hallpass_http_responses_total', 'status="200"')).toBeGreaterThan(0);
     // Process defaults, event-loop lag among them.
     expect(sample(scrape, 'nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0);

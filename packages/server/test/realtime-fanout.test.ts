@@ -120,6 +120,7 @@ it('a change that comes while a channel waits its turn joins that turn; one that
   expect(b.received.map((r) => r.payload.data.record.note)).toEqual([null, 'sale']);
   // a: one decision per turn (two turns); b: both changes in its one turn.
   expect(hub.stats.checks).toBe(3);
+  expect(hub.queuedCount).toBe(0);
 });
 
 it('drops the queued events of a channel that leaves before its turn, undecided', async () => {

@@ -18,7 +18,7 @@ export interface ScrapeSources {
   /** Mail not yet delivered (pending or being sent) and the age of the oldest, in seconds. */
   outbox?: () => Promise<{ depth: number; oldestSeconds: number }>;
   pool?: () => PoolStats;
-  realtime?: () => { sockets: number; channels: number };
+  realtime?: () => { sockets: number; channels: number; queued: number };
 }
 
 /**
@@ -161,6 +161,10 @@ export function createMetrics(): Metrics {
   gauge('hallpass_realtime_channels', 'Joined realtime channels on this instance.', (g) => {
     const r = sources.realtime?.();
     if (r) g.set(r.channels);
+  });
+  gauge('hallpass_realtime_queued_events', 'Row-change events waiting for their RLS decision on this instance (one per subscribed channel and change).', (g) => {
+    const r = sources.realtime?.();
+    if (r) g.set(r.queued);
   });
 
   return {

@@ -177,6 +177,11 @@ export class Hub {
     return this.entries.size;
   }
 
+  /** Events waiting for their RLS decision (or in a call): a fan-out's backlog, for operators. */
+  get queuedCount(): number {
+    return this.queued;
+  }
+
   async table(schema: string, table: string): Promise<TableInfo | null> {
     const key = `${schema}.${table}`;
     const hit = this.tableInfo.get(key);

@@ -132,7 +132,7 @@ export async function startRealtime(deps: Deps, server: Server): Promise<Realtim
     };
   };
   server.on('upgrade', onUpgrade);
-  deps.metrics.addSources({ realtime: () => ({ sockets: sockets.size, channels: hub.channelCount }) });
+  deps.metrics.addSources({ realtime: () => ({ sockets: sockets.size, channels: hub.channelCount, queued: hub.queuedCount }) });
 
   const every = (seconds: number, fn: () => Promise<unknown>) => {
     const t = setInterval(() => void fn().catch((err: unknown) => log.warn({ err }, 'realtime: scheduled task failed')), seconds * 1000);
