@@ -136,3 +136,16 @@ it('drops the queued events of a channel that leaves before its turn, undecided'
   expect(hub.stats.checks).toBe(1);
   expect(hub.stats.dropped).toBe(1);
 });
+
+it('attack: a channel kicked (its session revoked) while its RLS decision is in flight is sent nothing after the kick', async () => {
+  const { a, b, hub, rows } = await twoInTurn('kicked', async () => {
+    await t.db.query(`insert into public.deals (id, audience) values (30, 'everyone')`);
+  });
+  // accept() returns once queued: `a`'s decision is in flight. The socket kicks it now (as a
+  // revocation does), which removes it from the hub before the call answers.
+  await hub.accept(rows);
+  hub.remove(a);
+  await hub.idle();
+  expect(a.received).toEqual([]);
+  expect(b.received.map((r) => r.eventId)).toEqual(rows.map((r) => r.id));
+});

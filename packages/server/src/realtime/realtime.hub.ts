@@ -361,6 +361,8 @@ export class Hub {
       for (let i = 0; i < matched.length; i += 2) {
         const channel = matched[i] as HubChannel;
         const bindingId = matched[i + 1] as number;
+        // Left (or kicked) while the payload was being prepared above: nothing to decide for it.
+        if (!only && !this.entries.has(channel)) continue;
         let queue = this.queues.get(channel);
         let item: WorkItem | undefined;
         if (!queue && channel.identity.claims.role === 'service_role') {
@@ -477,6 +479,9 @@ export class Hub {
 
   /** Sends one event to a channel (its frame shared by every channel that joined alike). */
   private send(channel: HubChannel, item: WorkItem): void {
+    // A channel that left or was kicked (a revoked session) while its decision was in flight gets
+    // nothing more. A replay's channel is not registered; its socket checks it is still joined.
+    if (!item.replayed && !this.entries.has(channel)) return this.settle(item, false);
     const { change, ids } = item;
     const role = channel.identity.claims.role;
     const key = `${role}\u0000${ids.join(',')}`;

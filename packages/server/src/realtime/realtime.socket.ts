@@ -275,6 +275,8 @@ export class RealtimeSocket {
       pending: [],
       replayedUpTo: 0,
       deliver(eventId, f) {
+        // Nothing reaches a channel that left or was kicked (a revoked session), whatever was in flight.
+        if (socket.channels.get(ch.topic) !== ch) return;
         if (ch.pending) ch.pending.push({ id: eventId, frame: f });
         else if (eventId > ch.replayedUpTo) socket.send(socket.frameFor(ch, f));
       },
@@ -359,7 +361,7 @@ export class RealtimeSocket {
     const rows = await readReplay(this.deps.db, { topic: ch.subTopic, tables, afterId, since, limit });
     // Sent straight to the socket (pending is still on, holding live events back).
     const direct: JoinedChannel = Object.create(ch, {
-      deliver: { value: (_id: number, f: OutgoingFrame) => this.send(this.frameFor(ch, f)) },
+      deliver: { value: (_id: number, f: OutgoingFrame) => this.channels.get(ch.topic) === ch && this.send(this.frameFor(ch, f)) },
     });
     await this.hub.dispatch(rows, direct, true);
     ch.replayedUpTo = rows.at(-1)?.id ?? 0;
