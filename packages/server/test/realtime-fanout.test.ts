@@ -123,29 +123,29 @@ it('a change that comes while a channel waits its turn joins that turn; one that
   expect(hub.queuedCount).toBe(0);
 });
 
-it('drops the queued events of a channel that leaves before its turn, undecided', async () => {
-  const { a, b, hub, rows } = await twoInTurn('gone', async () => {
-    await t.db.query(`insert into public.deals (id, audience) values (20, 'everyone')`);
+/**
+ * `a` is in the first call and `b` waits its turn (accept() returns once queued) when `leaving`
+ * leaves the hub, as a socket's leave or kick does: it must get nothing, the other its event.
+ */
+async function oneLeavesMidTurn(name: string, id: number, leaving: 'a' | 'b') {
+  const ctx = await twoInTurn(name, async () => {
+    await t.db.query(`insert into public.deals (id, audience) values ($1, 'everyone')`, [id]);
   });
-  // accept() returns once queued: `a` is in the first call, `b` waits its turn and leaves before it.
-  await hub.accept(rows);
-  hub.remove(b);
-  await hub.idle();
-  expect(a.received.map((r) => r.eventId)).toEqual(rows.map((r) => r.id));
-  expect(b.received).toEqual([]);
+  await ctx.hub.accept(ctx.rows);
+  ctx.hub.remove(ctx[leaving]);
+  await ctx.hub.idle();
+  expect(ctx[leaving].received).toEqual([]);
+  expect(ctx[leaving === 'a' ? 'b' : 'a'].received.map((r) => r.eventId)).toEqual(ctx.rows.map((r) => r.id));
+  return ctx.hub;
+}
+
+it('drops the queued events of a channel that leaves before its turn, undecided', async () => {
+  const hub = await oneLeavesMidTurn('gone', 20, 'b');
   expect(hub.stats.checks).toBe(1);
   expect(hub.stats.dropped).toBe(1);
 });
 
 it('attack: a channel kicked (its session revoked) while its RLS decision is in flight is sent nothing after the kick', async () => {
-  const { a, b, hub, rows } = await twoInTurn('kicked', async () => {
-    await t.db.query(`insert into public.deals (id, audience) values (30, 'everyone')`);
-  });
-  // accept() returns once queued: `a`'s decision is in flight. The socket kicks it now (as a
-  // revocation does), which removes it from the hub before the call answers.
-  await hub.accept(rows);
-  hub.remove(a);
-  await hub.idle();
-  expect(a.received).toEqual([]);
-  expect(b.received.map((r) => r.eventId)).toEqual(rows.map((r) => r.id));
+  // `a`'s decision is in flight when the socket kicks it (as a revocation does).
+  await oneLeavesMidTurn('kicked', 30, 'a');
 });
