@@ -34,8 +34,10 @@ const tenant = '00000000-0000-0000-0000-000000000000';
  * Sign-ins before each level's measured run (bounded by 10 s). Enough for V8 to have optimised the
  * hot paths: with only concurrency x 4, a level measured first paid the JIT's warm-up, so the same
  * code cost 1.7 ms of server CPU per sign-in at concurrency 32 run alone and 1.2 ms after level 8.
+ * 600 was still short of it: concurrency 32 alone, alternating, 1.57-1.67 ms after 600 and
+ * 1.20-1.35 ms after 2,500 (a long-running server's steady state, whatever level runs first).
  */
-const warmUp = (concurrency: number) => Math.max(concurrency * 4, Number(process.env.BENCH_WARMUP ?? 600));
+const warmUp = (concurrency: number) => Math.max(concurrency * 4, Number(process.env.BENCH_WARMUP ?? 2500));
 
 interface Measured extends RunResult {
   cpuPerSignIn: number;
