@@ -367,7 +367,7 @@ export class Hub {
         let item: WorkItem | undefined;
         if (!queue && channel.identity.claims.role === 'service_role') {
           item = (now ??= new Map()).get(channel);
-          if (!item) now.set(channel, (item = this.workItem(change, [], replayed, tally)));
+          if (!item) now.set(channel, (item = this.workItem(change, [], replayed, tally, false)));
         } else {
           if (!queue) {
             this.queues.set(channel, (queue = { channel, items: [], state: 'queued' }));
@@ -378,9 +378,7 @@ export class Hub {
           else {
             let ids = single.get(bindingId);
             if (!ids) single.set(bindingId, (ids = [bindingId]));
-            queue.items.push(this.workItem(change, ids, replayed, tally));
-            this.queued++;
-            queue.items[queue.items.length - 1]!.queued = true;
+            queue.items.push(this.workItem(change, ids, replayed, tally, true));
             continue;
           }
         }
@@ -392,9 +390,11 @@ export class Hub {
     this.pump();
   }
 
-  private workItem(change: Change, ids: readonly number[], replayed: boolean, tally: Tally | undefined): WorkItem {
+  /** A new event for one channel, counted in its dispatch's tally and, when `queued`, in `queued`. */
+  private workItem(change: Change, ids: readonly number[], replayed: boolean, tally: Tally | undefined, queued: boolean): WorkItem {
     if (tally) tally.left++;
-    return { change, ids, at: -1, replayed, tally, queued: false };
+    if (queued) this.queued++;
+    return { change, ids, at: -1, replayed, tally, queued };
   }
 
   /** Starts calls while fewer than `parallelCalls` are in flight and channels are queued. */
@@ -411,8 +411,7 @@ export class Hub {
         queue.state = 'deciding';
         taken.push({ queue, items });
         const { identity } = queue.channel;
-        // A DELETE is checked against its old row image: only who could read the row before it went
-        // hears of it (hallpass.realtime_visible_old).
+        // service_role bypasses RLS in Postgres too: its events stay unchecked (at -1).
         if (identity.claims.role === 'service_role') continue;
         for (let k = 0; k < items.length; k++) {
           const item = items[k]!;
@@ -426,6 +425,8 @@ export class Hub {
             continue;
           }
           item.at = checks.length;
+          // A DELETE is checked against its old row image: only who could read the row before it
+          // went hears of it (hallpass.realtime_visible_old).
           const deleted = change.row.op === 'DELETE';
           const row = deleted ? (change.row.old_record ?? {}) : (change.pk ??= pick(change.row.record!, change.info.pk));
           checks.push({ table: change.table, row, deleted, role: identity.claims.role, claims: identity.claimsJson, subscriber: this.subscriberOf(identity) });
@@ -469,11 +470,12 @@ export class Hub {
         if (item.at === -1 || visible[item.at]) this.send(queue.channel, item);
         else this.settle(item, false);
       }
+      if (this.queues.get(queue.channel) !== queue) continue;
       // Events that came meanwhile wait for the channel's next turn.
-      if (queue.items.length && this.queues.get(queue.channel) === queue) {
+      if (queue.items.length) {
         queue.state = 'queued';
         this.ready.push(queue);
-      } else if (this.queues.get(queue.channel) === queue) this.queues.delete(queue.channel);
+      } else this.queues.delete(queue.channel);
     }
   }
 
